@@ -1,0 +1,61 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../../cli/base.js'
+import { renderTable, formatBytes } from '../../cli/table.js'
+import { fetchStatus, AdminUnreachableError } from '../../admin/client.js'
+import { loadConfig, selectNode, isConfigError } from '../../config/index.js'
+import type { NodeStatus } from '../../admin/status.js'
+
+export default class NodeStatusCommand extends BaseCommand {
+  static override summary = "Show a running controller's targets, LUNs, sessions and counters."
+  static override description = `Reads the admin API of a running node (GET /v1/status) and prints it as tables, or as JSON with --json.
+
+The node is found by --admin, or by --config and --node (its admin address), or at 127.0.0.1:7360.
+
+Exit status: 0 the node answered; 3 the node could not be reached; 2 bad flags or config.`
+  static override examples = [
+    '<%= config.bin %> node status',
+    '<%= config.bin %> node status --admin 127.0.0.1:7360 --json',
+    '<%= config.bin %> node status --config cluster.yaml --node b',
+  ]
+  static override flags = {
+    admin: Flags.string({ char: 'a', description: 'admin API address host:port', exclusive: ['config'] }),
+    config: Flags.string({ char: 'c', description: 'cluster config file; the node\'s admin address is read from it' }),
+    node: Flags.string({ char: 'n', description: 'node name in the config', dependsOn: ['config'] }),
+    timeout: Flags.integer({ description: 'milliseconds to wait for the node', default: 3000 }),
+  }
+
+  public async run(): Promise<NodeStatus> {
+    const { flags } = await this.parse(NodeStatusCommand)
+    let admin = flags.admin ?? '127.0.0.1:7360'
+    if (flags.config) {
+      try {
+        const config = await loadConfig(flags.config)
+        admin = config.nodes[selectNode(config, flags.node)]!.admin.text
+      } catch (err) {
+        if (isConfigError(err)) this.userError(err.message)
+        throw err
+      }
+    }
+    let status: NodeStatus
+    try {
+      status = await fetchStatus(admin, { timeoutMs: flags.timeout })
+    } catch (err) {
+      if (err instanceof AdminUnreachableError) this.error(err.message, { exit: 3 })
+      throw err
+    }
+    if (!this.jsonEnabled()) this.print(status)
+    return status
+  }
+
+  private print(s: NodeStatus): void {
+    this.log(`node ${s.node}  pid ${s.pid}  version ${s.version}  up ${s.uptimeS}s  portal ${s.portal}  admin ${s.admin}\n`)
+    const luns = s.targets.flatMap((t) => t.luns.map((l) => [t.iqn, l.lun, l.kind, formatBytes(l.sizeBytes), l.blockSize, l.serial, l.naa, l.readOnly ? 'ro' : 'rw', l.writeCache ? 'on' : 'off', l.path]))
+    this.log(renderTable(['TARGET', 'LUN', 'KIND', 'SIZE', 'BLOCK', 'SERIAL', 'NAA', 'MODE', 'WCE', 'PATH'], luns))
+    const sessions = s.targets.flatMap((t) => t.sessions.map((x) => [t.iqn, x.tsih, x.initiatorName, x.remote, x.headerDigest ? 'crc32c' : 'none', x.commands, formatBytes(x.readBytes), formatBytes(x.writeBytes)]))
+    this.log('')
+    this.log(sessions.length ? renderTable(['TARGET', 'TSIH', 'INITIATOR', 'REMOTE', 'HDIGEST', 'CMDS', 'READ', 'WRITTEN'], sessions) : 'no sessions')
+    const c = s.counters
+    this.log('')
+    this.log(renderTable(['COUNTER', 'VALUE'], Object.entries(c).map(([k, v]) => [k, v])))
+  }
+}

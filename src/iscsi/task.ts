@@ -1,0 +1,86 @@
+// One SCSI command's life on a connection: collecting its Data-Out (immediate, unsolicited,
+// then R2T-solicited), waiting its turn, running, answering. Pure bookkeeping: the connection
+// decides what to send; this file only says what is owed.
+
+import type { LogicalUnit, DataOutPlan, ScsiResult } from '../scsi/types.js'
+
+export type TaskState = 'collecting' | 'ready' | 'running' | 'done' | 'aborted'
+
+export interface OutstandingR2T {
+  ttt: number
+  r2tSN: number
+  offset: number
+  length: number
+  received: number
+}
+
+export class ScsiTask {
+  state: TaskState = 'collecting'
+  /** Bytes of Data-Out the initiator will send in all (ExpectedDataTransferLength for writes). */
+  readonly dataOut: Buffer
+  /** Bytes landed in dataOut so far. */
+  received = 0
+  /** Unsolicited bytes (immediate + Data-Out with TTT 0xffffffff) still to come. */
+  unsolicitedPending: number
+  /** Next byte offset not yet covered by immediate, unsolicited or an R2T. */
+  nextSolicitOffset: number
+  /** How far R2Ts may solicit: less than dataOut.length when the CDB was refused up front. */
+  solicitLimit: number
+  nextR2TSN = 0
+  readonly r2ts = new Map<number, OutstandingR2T>()
+  dataInSN = 0
+  readonly abort = new AbortController()
+  /** Settles when the task's storage work is over (whatever the outcome). */
+  finished: Promise<void> = Promise.resolve()
+  /** Answer decided before execution (a refused CDB): sent once the unsolicited data is in. */
+  earlyResult: ScsiResult | undefined
+  /** Residual owed with earlyResult (SPDTL > EDTL on a write). */
+  earlyResidual: Residual | undefined
+  readonly startedAt: number
+
+  constructor(
+    readonly itt: number,
+    readonly cmdSN: number,
+    readonly immediate: boolean,
+    readonly lunId: number,
+    readonly lu: LogicalUnit | undefined,
+    readonly cdb: Buffer,
+    readonly expectedLength: number,
+    readonly isRead: boolean,
+    readonly isWrite: boolean,
+    readonly plan: DataOutPlan,
+    /** Bytes the initiator may send without an R2T: FirstBurstLength or 0, capped by EDTL. */
+    unsolicitedAllowance: number,
+    now: number,
+  ) {
+    const outLength = isWrite ? expectedLength : 0
+    this.dataOut = outLength > 0 ? Buffer.allocUnsafe(outLength) : EMPTY
+    this.unsolicitedPending = Math.min(unsolicitedAllowance, outLength)
+    this.nextSolicitOffset = this.unsolicitedPending
+    this.solicitLimit = plan.kind === 'fail' ? 0 : outLength
+    this.earlyResult = plan.kind === 'fail' ? plan.result : undefined
+    this.startedAt = now
+  }
+
+  /** Everything the task will ever receive has arrived. */
+  get dataComplete(): boolean {
+    return this.unsolicitedPending === 0 && this.r2ts.size === 0 && this.nextSolicitOffset >= this.solicitLimit
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/** Residual bookkeeping for the SCSI Response / final Data-In (RFC 7143 §11.4.5). */
+export interface Residual {
+  overflow: boolean
+  underflow: boolean
+  count: number
+}
+
+export function residualOf(expected: number, wanted: number): Residual {
+  if (wanted > expected) return { overflow: true, underflow: false, count: wanted - expected }
+  if (wanted < expected) return { overflow: false, underflow: true, count: expected - wanted }
+  return NO_RESIDUAL
+}
+
+const NO_RESIDUAL: Residual = { overflow: false, underflow: false, count: 0 }

@@ -1,0 +1,227 @@
+// One controller: the config's targets opened on their storage, served on the node's portal,
+// reported through the admin API. `iscsi-ha node start` is a thin shell around this class.
+
+import { randomBytes } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { ClusterConfig, NodeConfig } from '../config/index.js'
+import type { LoginEnvironment, TargetAccess } from '../iscsi/login.js'
+import { SessionRegistry } from '../iscsi/session.js'
+import { Target } from '../iscsi/target.js'
+import { DiskLogicalUnit, deriveIdentity } from '../scsi/index.js'
+import { openBackend, type FileBackend } from '../storage/index.js'
+import { NodeMetrics } from '../admin/metrics.js'
+import { startAdminServer } from '../admin/server.js'
+import type { NodeStatus } from '../admin/status.js'
+import { Portal } from './portal.js'
+import type { Logger } from './log.js'
+
+export const VERSION = '0.1.0'
+const TICK_MS = 1000
+
+export interface ControllerOptions {
+  config: ClusterConfig
+  nodeName: string
+  log: Logger
+}
+
+interface OpenLun {
+  targetIqn: string
+  lun: number
+  backend: FileBackend
+  unit: DiskLogicalUnit
+  serial: string
+  naa: Buffer
+  blockSize: number
+  readOnly: boolean
+}
+
+export class Controller {
+  readonly metrics = new NodeMetrics()
+  readonly sessions: SessionRegistry
+  private readonly targets = new Map<string, Target>()
+  private readonly luns: OpenLun[] = []
+  private portal: Portal | undefined
+  private admin: { close(): Promise<void> } | undefined
+  private ticker: NodeJS.Timeout | undefined
+  private readonly startedAt = new Date()
+  private readonly node: NodeConfig
+  private stopping: Promise<void> | undefined
+
+  private constructor(private readonly opts: ControllerOptions) {
+    const node = opts.config.nodes[opts.nodeName]
+    if (!node) throw new Error(`node "${opts.nodeName}" is not in the config`)
+    this.node = node
+    this.sessions = new SessionRegistry(opts.config.iscsi.maxSessions)
+  }
+
+  static async start(opts: ControllerOptions): Promise<Controller> {
+    const c = new Controller(opts)
+    try {
+      await c.open()
+    } catch (err) {
+      await c.stop()
+      throw err
+    }
+    return c
+  }
+
+  private async open(): Promise<void> {
+    const { config, log } = this.opts
+    const portalText = `${this.node.portal.host}:${this.node.portal.port}`
+    for (const [index, t] of config.targets.entries()) {
+      const tpgt = 1
+      const access: TargetAccess = {
+        iqn: t.iqn,
+        tpgt,
+        portals: [`${formatHost(this.node.portal.host)}:${this.node.portal.port},${tpgt}`],
+        ...(t.alias ? { alias: t.alias } : {}),
+        ...(t.chap ? { chap: t.chap } : {}),
+        ...(t.initiators ? { initiators: t.initiators } : {}),
+      }
+      const target = new Target(access)
+      for (const l of t.luns) {
+        // A new sparse file may live in a folder that does not exist yet (the default's data dir).
+        if (l.sizeBytes !== undefined) await mkdir(dirname(l.path), { recursive: true })
+        const backend = await openBackend({ path: l.path, sizeBytes: l.sizeBytes, readOnly: l.readOnly })
+        const id = deriveIdentity(t.iqn, l.lun, l.serial)
+        const unit = new DiskLogicalUnit({
+          lun: l.lun,
+          blockSize: l.blockSize,
+          device: backend,
+          identity: { ...id, targetName: t.iqn, tpgt, relativeTargetPortId: 1 },
+          readOnly: l.readOnly,
+          writeCache: l.writeCache,
+          lunsOfTarget: () => target.lunNumbers(),
+        })
+        target.luns.set(l.lun, unit)
+        this.luns.push({
+          targetIqn: t.iqn, lun: l.lun, backend, unit, serial: id.serial, naa: id.naa, blockSize: l.blockSize,
+          readOnly: l.readOnly,
+        })
+        log.info('lun open', { target: t.iqn, lun: l.lun, path: l.path, kind: backend.kind, bytes: backend.sizeBytes, index })
+      }
+      this.targets.set(t.iqn, target)
+    }
+
+    const env: LoginEnvironment = {
+      findTarget: (iqn) => this.targets.get(iqn)?.access,
+      listTargets: () => [...this.targets.values()].map((t) => t.access),
+      targetLimits: {
+        maxRecvDataSegmentLength: config.iscsi.maxRecvDataSegmentLength,
+        maxBurstLength: config.iscsi.maxBurstLength,
+        firstBurstLength: config.iscsi.firstBurstLength,
+        maxOutstandingR2T: config.iscsi.maxOutstandingR2T,
+        immediateData: config.iscsi.immediateData,
+        initialR2T: config.iscsi.initialR2T,
+        defaultTime2Wait: 2,
+        defaultTime2Retain: 0,
+      },
+      randomBytes: (n) => randomBytes(n),
+    }
+    const metrics = this.metrics
+    this.portal = new Portal({
+      host: this.node.portal.host,
+      port: this.node.portal.port,
+      log,
+      maxConnections: config.iscsi.maxConnections,
+      onDropped: () => metrics.connectionDropped(),
+      makeDeps: () => ({
+        login: env,
+        findTarget: (iqn) => this.targets.get(iqn),
+        sessions: this.sessions,
+        now: () => performance.now(),
+        log,
+        observer: {
+          command: (kind, bytes, seconds, failed) => metrics.observeCommand(kind, bytes, seconds, failed),
+          login: (ok) => metrics.login(ok),
+          rejected: () => metrics.pduRejected(),
+          sessionsChanged: () => metrics.setSessions(this.sessions.size),
+        },
+        settings: {
+          queueDepth: config.iscsi.queueDepth,
+          nopIntervalMs: config.iscsi.nopIntervalS * 1000,
+          nopTimeoutMs: config.iscsi.nopTimeoutS * 1000,
+          loginTimeoutMs: 15_000,
+          maxTransferBytes: 16 * 1024 * 1024,
+          maxSessions: config.iscsi.maxSessions,
+        },
+      }),
+    })
+    const bound = await this.portal.listen()
+    this.ticker = setInterval(() => this.portal?.tick(), TICK_MS)
+    this.ticker.unref()
+    const admin = await startAdminServer({
+      host: this.node.admin.host,
+      port: this.node.admin.port,
+      status: () => this.status(),
+      metrics,
+    })
+    this.admin = admin
+    log.info('node ready', {
+      node: this.opts.nodeName, portal: `${formatHost(bound.host)}:${bound.port}`,
+      admin: `${formatHost(this.node.admin.host)}:${this.node.admin.port}`,
+      targets: [...this.targets.keys()], urls: this.urls(),
+    })
+    void portalText
+  }
+
+  /** iscsi:// URLs for each LUN, as libiscsi and QEMU take them. */
+  urls(): string[] {
+    const host = formatHost(this.node.portal.host)
+    return this.luns.map((l) => `iscsi://${host}:${this.node.portal.port}/${l.targetIqn}/${l.lun}`)
+  }
+
+  status(): NodeStatus {
+    const now = Date.now()
+    return {
+      node: this.opts.nodeName,
+      pid: process.pid,
+      version: VERSION,
+      startedAt: this.startedAt.toISOString(),
+      uptimeS: Math.round((now - this.startedAt.getTime()) / 1000),
+      portal: `${formatHost(this.node.portal.host)}:${this.node.portal.port}`,
+      admin: `${formatHost(this.node.admin.host)}:${this.node.admin.port}`,
+      targets: [...this.targets.values()].map((t) => ({
+        iqn: t.iqn,
+        ...(t.access.alias ? { alias: t.access.alias } : {}),
+        tpgt: t.tpgt,
+        luns: this.luns.filter((l) => l.targetIqn === t.iqn).map((l) => ({
+          lun: l.lun, path: l.backend.path, kind: l.backend.kind, sizeBytes: l.backend.sizeBytes,
+          blockSize: l.blockSize, serial: l.serial, naa: l.naa.toString('hex'), readOnly: l.readOnly,
+          writeCache: l.unit.writeCacheEnabled,
+        })),
+        sessions: this.sessions.all().filter((s) => s.target === t).map((s) => ({
+          tsih: s.tsih, type: s.params.sessionType, initiatorName: s.params.initiatorName, isid: s.isid,
+          remote: s.remote, local: s.local, connectedAt: new Date(s.createdAt).toISOString(),
+          headerDigest: s.params.headerDigest, dataDigest: s.params.dataDigest,
+          maxRecvDataSegmentLength: s.params.maxRecvDataSegmentLength,
+          maxXmitDataSegmentLength: s.params.maxXmitDataSegmentLength,
+          commands: s.commands, readBytes: s.readBytes, writeBytes: s.writeBytes,
+        })),
+      })),
+      counters: this.metrics.counters(),
+    }
+  }
+
+  /** Stop serving: sessions dropped after their in-flight I/O, data flushed, files closed. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop()
+    return this.stopping
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker)
+    await this.portal?.close()
+    await this.admin?.close()
+    for (const l of this.luns) {
+      await l.backend.flush().catch(() => undefined)
+      await l.backend.close().catch(() => undefined)
+    }
+    this.opts.log.info('node stopped', { node: this.opts.nodeName })
+  }
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}

@@ -1,0 +1,249 @@
+// A BlockDevice over a regular file or a block device: one file descriptor, positioned I/O.
+//
+// Size rules:
+// - Regular file that does not exist: created sparse at `sizeBytes` (required; refused when
+//   read-only).
+// - Regular file that exists: the configured size wins when it is larger (the file is grown,
+//   sparsely); a file larger than the configured size is refused (SHRINK_REFUSED) rather than
+//   truncated; without a configured size the file's own size is used.
+// - Block device: its size comes from sysfs (/sys/dev/block/MAJ:MIN/size × 512, MAJ:MIN from
+//   fstat's rdev; fstat itself reports 0 for block devices). A configured size may be smaller
+//   (the LU uses the start of the device) but not larger (DEVICE_TOO_SMALL). The device is
+//   opened with O_EXCL, which Linux turns into an exclusive claim: a mounted or otherwise
+//   claimed device fails with DEVICE_BUSY.
+//
+// I/O: read allocates exactly one buffer (Buffer.allocUnsafe) and fills it, looping on short
+// reads (zero-filling past an unexpected end of file); write loops on short writes and, with
+// FUA, waits for fdatasync. Concurrent fdatasync requests are batched: a request that arrives
+// while one is running shares the next one.
+
+import { constants, type Stats } from 'node:fs'
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises'
+import type { BlockDevice } from '../scsi/types.js'
+import { StorageError } from './errors.js'
+
+export type BackendKind = 'file' | 'block'
+
+export interface BackendOptions {
+  path: string
+  /** Size of the logical unit in bytes. Required to create a file; see the size rules above. */
+  sizeBytes?: number
+  /** Open read-only: writes fail with StorageError READ_ONLY. */
+  readOnly?: boolean
+  /** sysfs root, for tests. Default '/sys'. */
+  sysfsRoot?: string
+}
+
+function errno(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined
+}
+
+/** Linux dev_t → major, minor (glibc's gnu_dev_major / gnu_dev_minor). */
+export function splitDevice(rdev: bigint): { major: number; minor: number } {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n)
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n)
+  return { major: Number(major), minor: Number(minor) }
+}
+
+/** Size in bytes of the block device with device number `rdev`, from sysfs. */
+export async function blockDeviceSize(rdev: bigint, path: string, sysfsRoot = '/sys'): Promise<number> {
+  const { major, minor } = splitDevice(rdev)
+  const file = `${sysfsRoot}/dev/block/${major}:${minor}/size`
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (e) {
+    throw new StorageError('SIZE_UNKNOWN', path, `cannot read the device size from ${file}`, { cause: e })
+  }
+  const sectors = Number(text.trim())
+  if (!Number.isSafeInteger(sectors) || sectors < 0) {
+    throw new StorageError('SIZE_UNKNOWN', path, `unexpected content ${JSON.stringify(text.trim())} in ${file}`)
+  }
+  return sectors * 512
+}
+
+function checkSize(path: string, size: number | undefined): void {
+  if (size === undefined) return
+  if (!Number.isSafeInteger(size) || size <= 0) {
+    throw new StorageError('INVALID_SIZE', path, `size ${size} is not a positive integer number of bytes`)
+  }
+}
+
+export async function openBackend(opts: BackendOptions): Promise<FileBackend> {
+  const { path } = opts
+  const readOnly = opts.readOnly ?? false
+  checkSize(path, opts.sizeBytes)
+
+  let st: Stats | undefined
+  try {
+    st = await stat(path)
+  } catch (e) {
+    if (errno(e) !== 'ENOENT') throw e
+  }
+
+  if (st === undefined) {
+    if (readOnly) throw new StorageError('MISSING_READ_ONLY', path, 'does not exist and the LU is read-only')
+    if (opts.sizeBytes === undefined) throw new StorageError('MISSING_SIZE', path, 'does not exist and no size is configured')
+    let fh: FileHandle
+    try {
+      fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600)
+    } catch (e) {
+      if (errno(e) === 'EEXIST') return openBackend(opts) // created meanwhile: open what is there
+      throw e
+    }
+    try {
+      await fh.truncate(opts.sizeBytes)
+    } catch (e) {
+      await fh.close()
+      throw e
+    }
+    return new FileBackend(fh, path, 'file', opts.sizeBytes, false)
+  }
+
+  if (st.isBlockDevice()) {
+    const flags = (readOnly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_EXCL
+    let fh: FileHandle
+    try {
+      fh = await open(path, flags)
+    } catch (e) {
+      if (errno(e) === 'EBUSY') throw new StorageError('DEVICE_BUSY', path, 'block device is in use (mounted?)', { cause: e })
+      throw e
+    }
+    try {
+      const bst = await fh.stat({ bigint: true })
+      const deviceSize = await blockDeviceSize(bst.rdev, path, opts.sysfsRoot)
+      let size = deviceSize
+      if (opts.sizeBytes !== undefined) {
+        if (opts.sizeBytes > deviceSize) {
+          throw new StorageError(
+            'DEVICE_TOO_SMALL',
+            path,
+            `configured size ${opts.sizeBytes} exceeds the block device size ${deviceSize}`,
+          )
+        }
+        size = opts.sizeBytes
+      }
+      if (size === 0) throw new StorageError('INVALID_SIZE', path, 'block device has size 0')
+      return new FileBackend(fh, path, 'block', size, readOnly)
+    } catch (e) {
+      await fh.close()
+      throw e
+    }
+  }
+
+  if (!st.isFile()) throw new StorageError('UNSUPPORTED_TYPE', path, 'is neither a regular file nor a block device')
+
+  const fh = await open(path, readOnly ? constants.O_RDONLY : constants.O_RDWR)
+  try {
+    const current = (await fh.stat()).size
+    let size = current
+    if (opts.sizeBytes !== undefined) {
+      if (current > opts.sizeBytes) {
+        throw new StorageError(
+          'SHRINK_REFUSED',
+          path,
+          `file is ${current} bytes, larger than the configured ${opts.sizeBytes}; refusing to shrink it`,
+        )
+      }
+      if (current < opts.sizeBytes) {
+        if (readOnly) {
+          throw new StorageError(
+            'GROW_READ_ONLY',
+            path,
+            `file is ${current} bytes, smaller than the configured ${opts.sizeBytes}, and the LU is read-only`,
+          )
+        }
+        await fh.truncate(opts.sizeBytes)
+      }
+      size = opts.sizeBytes
+    }
+    if (size === 0) throw new StorageError('INVALID_SIZE', path, 'file is empty and no size is configured')
+    return new FileBackend(fh, path, 'file', size, readOnly)
+  } catch (e) {
+    await fh.close()
+    throw e
+  }
+}
+
+export class FileBackend implements BlockDevice {
+  private closed = false
+  private syncing: Promise<void> | undefined
+  private nextSync: Promise<void> | undefined
+
+  constructor(
+    private readonly fh: FileHandle,
+    readonly path: string,
+    readonly kind: BackendKind,
+    readonly sizeBytes: number,
+    readonly readOnly: boolean,
+  ) {}
+
+  private check(offset: number, length: number): void {
+    if (this.closed) throw new StorageError('CLOSED', this.path, 'backend is closed')
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > this.sizeBytes
+    ) {
+      throw new StorageError('OUT_OF_RANGE', this.path, `I/O of ${length} bytes at ${offset} outside 0..${this.sizeBytes}`)
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.check(offset, length)
+    const buf = Buffer.allocUnsafe(length)
+    let done = 0
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done)
+      if (bytesRead === 0) {
+        buf.fill(0, done) // the file ended early (truncated behind our back): reads as zeros
+        break
+      }
+      done += bytesRead
+    }
+    return buf
+  }
+
+  async write(offset: number, data: Buffer, opts: { fua: boolean }): Promise<void> {
+    this.check(offset, data.length)
+    if (this.readOnly) throw new StorageError('READ_ONLY', this.path, 'backend is read-only')
+    let done = 0
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done)
+      done += bytesWritten
+    }
+    if (opts.fua) await this.sync()
+  }
+
+  flush(): Promise<void> {
+    if (this.closed) return Promise.reject(new StorageError('CLOSED', this.path, 'backend is closed'))
+    return this.sync()
+  }
+
+  /** fdatasync, batched: callers arriving while one runs share the next one. */
+  private sync(): Promise<void> {
+    if (this.syncing === undefined) {
+      this.syncing = this.fh.datasync().finally(() => {
+        this.syncing = undefined
+      })
+      return this.syncing
+    }
+    if (this.nextSync === undefined) {
+      this.nextSync = this.syncing
+        .catch(() => undefined)
+        .then(() => {
+          this.nextSync = undefined
+          return this.sync()
+        })
+    }
+    return this.nextSync
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.fh.close()
+  }
+}
