@@ -21,7 +21,7 @@ import {
 } from '../wire/pdu.js'
 import { decodeLun } from '../wire/lun.js'
 import { ScsiStatus, type LogicalUnit, type ScsiResult } from '../scsi/types.js'
-import { senseFor } from './transport-sense.js'
+import { senseFor, type TransportSense } from './transport-sense.js'
 import { LoginNegotiator, type LoginEnvironment, type SessionParams } from './login.js'
 import { answerSendTargets } from './discovery.js'
 import { encodeTextKeys, parseTextKeys } from './text-keys.js'
@@ -285,7 +285,7 @@ export class IscsiConnection {
       return
     }
     if (!sessions.hasRoomFor(params.initiatorName, req.isid, targetName)) {
-      refuse(0x03, 0x01, 'out of resources: session limit reached')
+      refuse(0x03, 0x02, 'out of resources: session limit reached')
       return
     }
     const old = sessions.find(params.initiatorName, req.isid, targetName)
@@ -394,31 +394,32 @@ export class IscsiConnection {
     const edtl = cmd.expectedDataTransferLength
     const params = session.params
     let plan = lu ? lu.planDataOut(cdb, session.nexus) : ({ kind: 'none' } as const)
-    let earlyResidual: Residual | undefined
+    let residualOverride: Residual | undefined
     if (cmd.write && edtl > this.deps.settings.maxTransferBytes) {
       plan = { kind: 'fail', result: senseFor('invalidFieldInCdb') }
     } else if (plan.kind === 'out' && plan.bytes > edtl) {
-      // SPDTL > EDTL (RFC 7143 §11.4.5.2, FCP-4 b): write nothing, report the overflow.
-      earlyResidual = residualOf(edtl, plan.bytes)
-      plan = { kind: 'fail', result: senseFor('invalidFieldInInformationUnit') }
+      // SPDTL > EDTL (RFC 7143 §11.4.5.2, FCP-4 option a): run the command on the EDTL bytes
+      // the initiator sends; the engine writes only the whole blocks among them.
+      residualOverride = residualOf(edtl, plan.bytes)
     }
     const unsolicited = cmd.write ? (params.initialR2T ? cmd.data.length : Math.max(params.firstBurstLength, cmd.data.length)) : 0
     const task = new ScsiTask(
       cmd.itt, cmd.cmdSN, cmd.immediate, lunId ?? -1, lu, cdb, edtl, cmd.read, cmd.write, plan,
       Math.min(unsolicited, cmd.write ? edtl : 0), now,
     )
-    task.earlyResidual = earlyResidual
+    task.residualOverride = residualOverride
     this.tasks.set(task.itt, task)
     session.activeCommands++
     session.commands++
     if (cmd.data.length > 0) {
       if (!cmd.write || cmd.data.length > edtl) {
-        this.failTask(task, RejectReason.ProtocolError, cmd)
+        this.failTask(task, 'tooMuchWriteData', RejectReason.ProtocolError, cmd)
         return
       }
       cmd.data.copy(task.dataOut, 0)
       task.received += cmd.data.length
       task.unsolicitedPending -= cmd.data.length
+      task.unsolicitedOffset = cmd.data.length
     }
     if (cmd.final) {
       // F bit on the command: no unsolicited Data-Out follows (§11.3.1).
@@ -436,7 +437,7 @@ export class IscsiConnection {
     while (task.r2ts.size < params.maxOutstandingR2T && task.nextSolicitOffset < task.solicitLimit) {
       const length = Math.min(params.maxBurstLength, task.solicitLimit - task.nextSolicitOffset)
       const ttt = this.allocTtt()
-      const r2t = { ttt, r2tSN: task.nextR2TSN++, offset: task.nextSolicitOffset, length, received: 0 }
+      const r2t = { ttt, r2tSN: task.nextR2TSN++, offset: task.nextSolicitOffset, length, received: 0, nextDataSN: 0 }
       task.r2ts.set(ttt, r2t)
       this.tasksByTtt.set(ttt, task)
       task.nextSolicitOffset += length
@@ -460,22 +461,43 @@ export class IscsiConnection {
     if (task.state !== 'collecting') return
     const end = pdu.bufferOffset + pdu.data.length
     if (end > task.dataOut.length) {
-      this.failTask(task, RejectReason.ProtocolError, pdu)
+      this.failTask(task, 'tooMuchWriteData', RejectReason.ProtocolError, pdu)
       return
     }
+    // DataPDUInOrder and DataSequenceInOrder are Yes: each sequence runs at consecutive
+    // offsets with DataSN 0, 1, 2 … (§11.7.5); ErrorRecoveryLevel 0 cannot mend a gap.
     if (pdu.ttt === RESERVED_TAG) {
       if (pdu.data.length > task.unsolicitedPending) {
-        this.failTask(task, RejectReason.ProtocolError, pdu)
+        this.failTask(task, 'unexpectedUnsolicitedData', RejectReason.ProtocolError, pdu)
         return
       }
+      if (pdu.dataSN !== task.unsolicitedDataSN) {
+        this.failTask(task, 'dataPhaseError', RejectReason.ProtocolError, pdu)
+        return
+      }
+      if (pdu.bufferOffset !== task.unsolicitedOffset) {
+        this.failTask(task, 'dataOffsetError', RejectReason.ProtocolError, pdu)
+        return
+      }
+      task.unsolicitedDataSN++
+      task.unsolicitedOffset = end
       task.unsolicitedPending -= pdu.data.length
       if (pdu.final) task.unsolicitedPending = 0
     } else {
       const r2t = task.r2ts.get(pdu.ttt)!
-      if (pdu.bufferOffset < r2t.offset || end > r2t.offset + r2t.length) {
-        this.failTask(task, RejectReason.ProtocolError, pdu)
+      if (end > r2t.offset + r2t.length) {
+        this.failTask(task, 'tooMuchWriteData', RejectReason.ProtocolError, pdu)
         return
       }
+      if (pdu.dataSN !== r2t.nextDataSN) {
+        this.failTask(task, 'dataPhaseError', RejectReason.ProtocolError, pdu)
+        return
+      }
+      if (pdu.bufferOffset !== r2t.offset + r2t.received) {
+        this.failTask(task, 'dataOffsetError', RejectReason.ProtocolError, pdu)
+        return
+      }
+      r2t.nextDataSN++
       r2t.received += pdu.data.length
       if (pdu.final || r2t.received >= r2t.length) {
         task.r2ts.delete(pdu.ttt)
@@ -564,7 +586,7 @@ export class IscsiConnection {
       return
     }
     let residual: Residual
-    if (task.earlyResidual) residual = task.earlyResidual
+    if (task.residualOverride) residual = task.residualOverride
     else if (task.plan.kind === 'out') residual = residualOf(task.expectedLength, task.plan.bytes)
     else residual = residualOf(task.expectedLength, 0)
     if (task.isWrite) {
@@ -619,13 +641,16 @@ export class IscsiConnection {
     })
   }
 
-  /** A protocol violation inside one task's data: reject the PDU and answer the task. */
-  private failTask(task: ScsiTask, reason: RejectReason, pdu: InitiatorPdu): void {
+  /**
+   * A protocol violation inside one task's data: reject the PDU and end the task with CHECK
+   * CONDITION; its remaining Data-Out is dropped quietly when it arrives.
+   */
+  private failTask(task: ScsiTask, sense: TransportSense, reason: RejectReason, pdu: InitiatorPdu): void {
     this.reject(reason, pdu)
     if (task.state === 'collecting') {
       task.state = 'done'
       this.endTask(task)
-      this.sendResponse(task, senseFor('invalidFieldInInformationUnit'), residualOf(0, 0))
+      this.sendResponse(task, senseFor(sense), residualOf(0, 0))
     }
   }
 

@@ -12,6 +12,8 @@ export interface OutstandingR2T {
   offset: number
   length: number
   received: number
+  /** DataSN restarts at 0 for each R2T's sequence (RFC 7143 §11.7.5). */
+  nextDataSN: number
 }
 
 export class ScsiTask {
@@ -34,8 +36,11 @@ export class ScsiTask {
   finished: Promise<void> = Promise.resolve()
   /** Answer decided before execution (a refused CDB): sent once the unsolicited data is in. */
   earlyResult: ScsiResult | undefined
-  /** Residual owed with earlyResult (SPDTL > EDTL on a write). */
-  earlyResidual: Residual | undefined
+  /** Residual fixed at arrival (SPDTL > EDTL on a write: FCP-4 overflow). */
+  residualOverride: Residual | undefined
+  /** The unsolicited sequence's next DataSN and buffer offset. */
+  unsolicitedDataSN = 0
+  unsolicitedOffset = 0
   readonly startedAt: number
 
   constructor(

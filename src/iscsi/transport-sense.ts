@@ -11,6 +11,14 @@ const TRANSPORT_SENSE = {
   invalidFieldInInformationUnit: [SenseKey.IllegalRequest, 0x0e, 0x03],
   /** A LUN this target does not have (SPC-4 §4.7.1). */
   logicalUnitNotSupported: [SenseKey.IllegalRequest, 0x25, 0x00],
+  /** Data-Out with a DataSN out of sequence (RFC 7143 §11.7.5). */
+  dataPhaseError: [SenseKey.AbortedCommand, 0x4b, 0x00],
+  /** Data-Out at an offset other than the next one (DataPDUInOrder=Yes). */
+  dataOffsetError: [SenseKey.AbortedCommand, 0x4b, 0x05],
+  /** Data-Out past ExpectedDataTransferLength or past its R2T. */
+  tooMuchWriteData: [SenseKey.AbortedCommand, 0x4b, 0x02],
+  /** Unsolicited data beyond FirstBurstLength, or when none was allowed (§11.4.7.2). */
+  unexpectedUnsolicitedData: [SenseKey.AbortedCommand, 0x0c, 0x0c],
   /** The engine threw something that was not a ScsiError. */
   internalTargetFailure: [SenseKey.HardwareError, 0x44, 0x00],
 } as const

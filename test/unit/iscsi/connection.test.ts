@@ -133,17 +133,37 @@ describe('writes', () => {
     expect(r2t).toMatchObject({ bufferOffset: 0, desiredDataTransferLength: 4096 })
   })
 
-  it('refuses SPDTL > EDTL before touching storage: CHECK CONDITION with an overflow residual', async () => {
+  it('runs SPDTL > EDTL on the EDTL bytes only and reports an overflow residual (FCP-4 a)', async () => {
     const h = await loggedIn()
-    h.feed(write10(1, 1, 2, Buffer.alloc(0), { expectedDataTransferLength: 512, final: true }))
-    // No unsolicited data promised beyond the F bit: answered at once, nothing solicited.
+    h.feed(write10(1, 1, 2, Buffer.alloc(512, 0x62), { expectedDataTransferLength: 512, final: true }))
     await flushMicrotasks()
     expect(h.take(Opcode.R2T)).toHaveLength(0)
     const [resp] = h.take(Opcode.ScsiResponse)
-    expect(resp).toMatchObject({ status: 2, overflow: true, residualCount: 512 })
-    expect(resp!.sense![12]).toBe(0x0e)
-    expect(resp!.sense![13]).toBe(0x03)
+    expect(resp).toMatchObject({ status: 0, overflow: true, residualCount: 512 })
+    expect(h.unit.executed[0]!.data.length).toBe(512)
+  })
+
+  it('fails a task whose Data-Out DataSN is out of sequence', async () => {
+    const h = await loggedIn({ ...FAST_KEYS, InitialR2T: 'Yes', ImmediateData: 'No' })
+    h.feed(write10(1, 1, 2, Buffer.alloc(0)))
+    const [r2t] = h.take(Opcode.R2T)
+    h.feed(dataOut(1, r2t!.ttt, 0, Buffer.alloc(512), false, 1))
+    h.feed(dataOut(1, r2t!.ttt, 512, Buffer.alloc(512), true, 2))
+    await flushMicrotasks()
+    expect(h.take(Opcode.Reject)).toHaveLength(1)
+    const [resp] = h.take(Opcode.ScsiResponse)
+    expect(resp).toMatchObject({ itt: 1, status: 2 })
+    expect([resp!.sense![2]! & 0x0f, resp!.sense![12], resp!.sense![13]]).toEqual([0x0b, 0x4b, 0x00])
     expect(h.unit.executed).toHaveLength(0)
+  })
+
+  it('fails a task whose Data-Out skips an offset', async () => {
+    const h = await loggedIn({ ...FAST_KEYS, InitialR2T: 'Yes', ImmediateData: 'No' })
+    h.feed(write10(1, 1, 2, Buffer.alloc(0)))
+    const [r2t] = h.take(Opcode.R2T)
+    h.feed(dataOut(1, r2t!.ttt, 512, Buffer.alloc(512), false, 0))
+    const [resp] = h.take(Opcode.ScsiResponse)
+    expect([resp!.sense![12], resp!.sense![13]]).toEqual([0x4b, 0x05])
   })
 
   it('reports an underflow when EDTL is larger than the CDB asks', async () => {

@@ -36,11 +36,10 @@ export function makeLu(
   const errors: string[] = []
   const warnings: string[] = []
   const lun = opts.lun ?? 0
-  const id = deriveIdentity(TARGET, lun)
   const lu = new DiskLogicalUnit({
     lun,
     device: opts.device ?? dev,
-    identity: opts.identity ?? { ...id, targetName: TARGET, tpgt: 1, relativeTargetPortId: 1 },
+    identity: opts.identity ?? { ...deriveIdentity(TARGET, lun), targetName: TARGET, tpgt: 1, relativeTargetPortId: 1 },
     writeCache: opts.writeCache ?? true,
     log: { error: (m) => errors.push(m), warn: (m) => warnings.push(m) },
     ...opts,
