@@ -541,7 +541,12 @@ export class LoginNegotiator {
       case 'list': {
         // §6.2.1: the first offered value we support; none → Reject (the default stays).
         const list = parseList(value)
-        const chosen = list?.find((v) => rule.supported.includes(v))
+        // The operator may narrow the digests we accept (e.g. CRC32C only).
+        const accepted =
+          key === 'HeaderDigest' ? this.env.targetLimits.headerDigests
+          : key === 'DataDigest' ? this.env.targetLimits.dataDigests
+          : undefined
+        const chosen = list?.find((v) => rule.supported.includes(v) && (!accepted || accepted.includes(v)))
         if (chosen === undefined) return Answer.Reject
         if (key === 'HeaderDigest') this.n.headerDigest = chosen === 'CRC32C'
         if (key === 'DataDigest') this.n.dataDigest = chosen === 'CRC32C'

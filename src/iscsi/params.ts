@@ -36,6 +36,9 @@ export interface TargetLimits {
   initialR2T: boolean
   defaultTime2Wait: number
   defaultTime2Retain: number
+  /** Digests this target accepts (HeaderDigest / DataDigest); both when absent. */
+  headerDigests?: readonly string[]
+  dataDigests?: readonly string[]
 }
 
 export interface LoginEnvironment {

@@ -116,6 +116,8 @@ export class Controller {
         initialR2T: config.iscsi.initialR2T,
         defaultTime2Wait: 2,
         defaultTime2Retain: 0,
+        headerDigests: config.iscsi.headerDigest,
+        dataDigests: config.iscsi.dataDigest,
       },
       randomBytes: (n) => randomBytes(n),
     }

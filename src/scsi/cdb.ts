@@ -20,7 +20,7 @@ export function readLba64(cdb: Buffer, off: number): number {
 export interface RwLayout {
   /** Byte offset of the LBA; for 6-byte CDBs the 21-bit LBA is in bytes 1..3. */
   lbaOff: number
-  /** 2, 4 or 8. (6-byte CDBs use 3 with the top 3 bits masked.) */
+  /** Bytes of LBA: 4 or 8; 3 for 6-byte CDBs (21 bits: byte 1 bits 4..0, bytes 2..3). */
   lbaLen: 3 | 4 | 8
   lenOff: number
   lenLen: 1 | 2 | 4

@@ -176,14 +176,21 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
   }
 
   /**
-   * LOGICAL UNIT RESET (29h/03h BUS DEVICE RESET FUNCTION OCCURRED), TARGET WARM RESET (29h/02h)
-   * or TARGET COLD RESET (29h/01h POWER ON OCCURRED) for every nexus, the issuer included.
+   * Establishes a unit attention for every nexus, the issuer included (libiscsi's multipath reset
+   * test expects the issuing path to see it too): LOGICAL UNIT RESET → 29h/03h BUS DEVICE RESET
+   * FUNCTION OCCURRED; TARGET WARM RESET → 29h/00h POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
+   * (29h/02h names a parallel SCSI bus reset, which iSCSI does not have); TARGET COLD RESET →
+   * 29h/01h POWER ON OCCURRED.
    * Mode parameters keep their current values: reverting WCE behind a host that changed it
    * could make it skip cache flushes.
    */
   reset(kind: 'lun' | 'warm' | 'cold', _by?: Nexus): void {
     const code =
-      kind === 'lun' ? Asc.BusDeviceResetFunctionOccurred : kind === 'warm' ? Asc.ScsiBusResetOccurred : Asc.PowerOnOccurred
+      kind === 'lun'
+        ? Asc.BusDeviceResetFunctionOccurred
+        : kind === 'warm'
+          ? Asc.PowerOnResetOrBusDeviceReset
+          : Asc.PowerOnOccurred
     this.unitAttentions.establishReset(code)
   }
 

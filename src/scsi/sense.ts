@@ -29,7 +29,6 @@ export const enum Asc {
   WriteProtected = 0x2700,
   PowerOnResetOrBusDeviceReset = 0x2900,
   PowerOnOccurred = 0x2901,
-  ScsiBusResetOccurred = 0x2902,
   BusDeviceResetFunctionOccurred = 0x2903,
   ModeParametersChanged = 0x2a01,
   SavingParametersNotSupported = 0x3900,

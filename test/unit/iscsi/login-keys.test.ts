@@ -104,6 +104,11 @@ const TABLE: Row[] = [
   ['HeaderDigest', 'CRC32C', 'CRC32C', { headerDigest: true }],
   ['HeaderDigest', 'X-vendor.digest,CRC32C', 'CRC32C', { headerDigest: true }],
   ['HeaderDigest', 'SHA1', 'Reject', { headerDigest: false }],
+  // An operator who accepts only CRC32C takes it from anywhere in the list, refuses None alone.
+  ['HeaderDigest', 'None,CRC32C', 'CRC32C', { headerDigest: true }, { headerDigests: ['CRC32C'] }],
+  ['HeaderDigest', 'None', 'Reject', { headerDigest: false }, { headerDigests: ['CRC32C'] }],
+  ['DataDigest', 'None,CRC32C', 'CRC32C', { dataDigest: true }, { dataDigests: ['CRC32C'] }],
+  ['HeaderDigest', 'CRC32C,None', 'None', { headerDigest: false }, { headerDigests: ['None'] }],
   ['HeaderDigest', 'CRC32C,,None', 'Reject', { headerDigest: false }],
   ['DataDigest', 'CRC32C,None', 'CRC32C', { dataDigest: true }],
   ['DataDigest', 'None', 'None', { dataDigest: false }],

@@ -66,7 +66,7 @@ describe('unit attentions', () => {
     expectGood(await run(lu, TUR, { nexus: N2 }))
   })
 
-  it('target resets use 29h/02h (warm) and 29h/01h (cold) and supersede queued conditions', async () => {
+  it('target resets use 29h/00h (warm) and 29h/01h (cold) and supersede queued conditions', async () => {
     const { lu } = makeLu()
     await clearUa(lu, N1)
     await clearUa(lu, N2)
@@ -74,7 +74,7 @@ describe('unit attentions', () => {
     expectGood(await run(lu, c, { dataOut: data, nexus: N2 }))
     expect(lu.unitAttentions.pending(N1)).toEqual([0x2a01])
     lu.reset('warm')
-    expect(lu.unitAttentions.pending(N1)).toEqual([0x2902])
+    expect(lu.unitAttentions.pending(N1)).toEqual([0x2900])
     lu.reset('cold')
     expectSense(await run(lu, TUR), 6, 0x29, 0x01)
     expectGood(await run(lu, TUR))
