@@ -116,5 +116,5 @@ export function pickNode(cfg: ClusterConfig, name?: string): NodeConfig {
   }
   if (names.length === 1) return cfg.nodes[names[0]!]!
   if (names.length === 0) return fail('no nodes are defined')
-  return fail(`${names.length} nodes are defined (${names.join(', ')}): name the one to run as`)
+  return fail(`${names.length} nodes are defined (${names.join(', ')}): name the one to run as with --node`)
 }

@@ -62,7 +62,8 @@ export class ScsiTask {
     this.dataOut = outLength > 0 ? Buffer.allocUnsafe(outLength) : EMPTY
     this.unsolicitedPending = Math.min(unsolicitedAllowance, outLength)
     this.nextSolicitOffset = this.unsolicitedPending
-    this.solicitLimit = plan.kind === 'fail' ? 0 : outLength
+    // Solicit no more than the CDB will use: surplus EDTL is only taken if sent unsolicited.
+    this.solicitLimit = plan.kind === 'out' ? Math.min(outLength, plan.bytes) : 0
     this.earlyResult = plan.kind === 'fail' ? plan.result : undefined
     this.startedAt = now
   }
