@@ -1,0 +1,69 @@
+// Contracts of the HA pair (METHOD.md): what the peer link carries, what the secondary's journal
+// holds, and how the primary's write path asks for a mirrored commit. Each piece lives in its
+// own folder (src/peer, src/journal, src/ha) and meets the others only through these shapes.
+
+/** Which logical unit a copy belongs to. */
+export interface LunKey {
+  target: string
+  lun: number
+}
+
+/** One committed write as the secondary keeps it until the primary says it is on storage. */
+export interface JournalEntry {
+  /** Primary-assigned, strictly increasing within an epoch; replay order. */
+  seq: number
+  epoch: number
+  key: LunKey
+  /** Byte offset on the LUN's storage. */
+  offset: number
+  data: Buffer
+  /** CRC32C of data, checked on receipt and before replay. */
+  checksum: number
+  /** The host's I_T nexus and task, for inspection (claim 20: the initiator's session). */
+  initiator: string
+  isid: string
+  itt: number
+  /** Wall-clock ms when the primary received the command (for `journal inspect` ages). */
+  receivedAtMs: number
+}
+
+export type Role = 'primary' | 'secondary' | 'candidate' | 'fenced' | 'stopped'
+
+/** A host connection the primary serves on the service address (for the takeover nudge). */
+export interface HostConnection {
+  /** The service address side, host:port. */
+  local: string
+  /** The host's side, host:port. */
+  remote: string
+}
+
+/** Messages on the peer link, after the authenticated handshake. Every one carries an epoch. */
+export type PeerMessage =
+  | { type: 'heartbeat'; epoch: number; role: Role; sentAtMs: number; journalEntries: number }
+  | { type: 'heartbeat-ack'; epoch: number; echoSentAtMs: number; role: Role }
+  | { type: 'copy'; entry: JournalEntry }
+  | { type: 'copy-ack'; epoch: number; seq: number }
+  | { type: 'copy-nak'; epoch: number; seq: number; reason: string }
+  | { type: 'complete'; epoch: number; seqs: number[] }
+  | { type: 'state'; epoch: number; serviceAddress: string; hostConnections: HostConnection[] }
+  | { type: 'handover-request'; epoch: number; to: string }
+  | { type: 'handover-ready'; epoch: number; lastSeq: number }
+
+export type PeerMessageType = PeerMessage['type']
+
+/**
+ * The primary's side of mirroring, as the mirrored block device sees it. The HA controller
+ * implements it over the peer link.
+ */
+export interface Mirror {
+  /** A secondary is connected, authenticated, at our epoch and in sync. */
+  readonly healthy: boolean
+  /**
+   * Copy a write to the secondary; resolves with its seq once the secondary confirmed it holds
+   * the copy (the write is then committed), rejects when the copy cannot be confirmed (link
+   * lost, nak, timeout): the caller falls back to writing through.
+   */
+  copy(entry: Omit<JournalEntry, 'seq' | 'epoch' | 'checksum'>): Promise<number>
+  /** The write with this seq is durable on storage: the secondary may drop its copy (batched). */
+  completed(seq: number): void
+}
