@@ -10,6 +10,7 @@ command -v iscsi-test-cu >/dev/null 2>&1 || need_pkgs+=(libiscsi-bin)
 command -v qemu-img >/dev/null 2>&1 || need_pkgs+=(qemu-utils)
 [ -e /usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so ] || ls /usr/lib/*/qemu/block-iscsi.so >/dev/null 2>&1 || need_pkgs+=(qemu-block-extra)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v arping >/dev/null 2>&1 || need_pkgs+=(iputils-arping)
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
