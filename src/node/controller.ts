@@ -11,7 +11,9 @@ import { Target } from '../iscsi/target.js'
 import { DiskLogicalUnit, deriveIdentity } from '../scsi/index.js'
 import { openBackend, type FileBackend } from '../storage/index.js'
 import { NodeMetrics } from '../admin/metrics.js'
-import { startAdminServer } from '../admin/server.js'
+import { startAdminServer, type AdminRoute } from '../admin/server.js'
+import type { BlockDevice } from '../scsi/types.js'
+import type { HostConnection, LunKey } from '../ha/types.js'
 import type { NodeStatus } from '../admin/status.js'
 import { Portal } from './portal.js'
 import type { Logger } from './log.js'
@@ -23,12 +25,19 @@ export interface ControllerOptions {
   config: ClusterConfig
   nodeName: string
   log: Logger
+  /** Put a layer between the SCSI engine and storage (the HA pair's mirrored device). */
+  wrapDevice?: (backend: FileBackend, key: LunKey) => BlockDevice
+  /** Listen on the node's own portal at start (default true); the HA pair listens only while serving. */
+  serveOnStart?: boolean
+  /** More admin routes (the HA pair's peer, journal, takeover and replay endpoints). */
+  routes?: AdminRoute[]
 }
 
 interface OpenLun {
   targetIqn: string
   lun: number
   backend: FileBackend
+  device: BlockDevice
   unit: DiskLogicalUnit
   serial: string
   naa: Buffer
@@ -68,7 +77,6 @@ export class Controller {
 
   private async open(): Promise<void> {
     const { config, log } = this.opts
-    const portalText = `${this.node.portal.host}:${this.node.portal.port}`
     for (const [index, t] of config.targets.entries()) {
       const tpgt = 1
       const access: TargetAccess = {
@@ -85,10 +93,11 @@ export class Controller {
         if (l.sizeBytes !== undefined) await mkdir(dirname(l.path), { recursive: true })
         const backend = await openBackend({ path: l.path, sizeBytes: l.sizeBytes, readOnly: l.readOnly })
         const id = deriveIdentity(t.iqn, l.lun, l.serial)
+        const device = this.opts.wrapDevice ? this.opts.wrapDevice(backend, { target: t.iqn, lun: l.lun }) : backend
         const unit = new DiskLogicalUnit({
           lun: l.lun,
           blockSize: l.blockSize,
-          device: backend,
+          device,
           identity: { ...id, targetName: t.iqn, tpgt, relativeTargetPortId: 1 },
           readOnly: l.readOnly,
           writeCache: l.writeCache,
@@ -96,7 +105,7 @@ export class Controller {
         })
         target.luns.set(l.lun, unit)
         this.luns.push({
-          targetIqn: t.iqn, lun: l.lun, backend, unit, serial: id.serial, naa: id.naa, blockSize: l.blockSize,
+          targetIqn: t.iqn, lun: l.lun, backend, device, unit, serial: id.serial, naa: id.naa, blockSize: l.blockSize,
           readOnly: l.readOnly,
         })
         log.info('lun open', { target: t.iqn, lun: l.lun, path: l.path, kind: backend.kind, bytes: backend.sizeBytes, index })
@@ -123,8 +132,6 @@ export class Controller {
     }
     const metrics = this.metrics
     this.portal = new Portal({
-      host: this.node.portal.host,
-      port: this.node.portal.port,
       log,
       maxConnections: config.iscsi.maxConnections,
       onDropped: () => metrics.connectionDropped(),
@@ -150,7 +157,7 @@ export class Controller {
         },
       }),
     })
-    const bound = await this.portal.listen()
+    if (this.opts.serveOnStart !== false) await this.portal.listen(this.node.portal.host, this.node.portal.port)
     this.ticker = setInterval(() => this.portal?.tick(), TICK_MS)
     this.ticker.unref()
     const admin = await startAdminServer({
@@ -158,14 +165,49 @@ export class Controller {
       port: this.node.admin.port,
       status: () => this.status(),
       metrics,
+      ...(this.opts.routes ? { routes: this.opts.routes } : {}),
     })
     this.admin = admin
     log.info('node ready', {
-      node: this.opts.nodeName, portal: `${formatHost(bound.host)}:${bound.port}`,
+      node: this.opts.nodeName, portal: `${formatHost(this.node.portal.host)}:${this.node.portal.port}`,
+      listening: this.portal.listening,
       admin: `${formatHost(this.node.admin.host)}:${this.node.admin.port}`,
       targets: [...this.targets.keys()], urls: this.urls(),
     })
-    void portalText
+  }
+
+  /** Accept iSCSI logins on an address (the node's own portal, or the service address). */
+  async listen(host: string, port: number): Promise<void> {
+    await this.portal!.listen(host, port)
+  }
+
+  async unlisten(host: string, port: number): Promise<void> {
+    await this.portal?.unlisten(host, port)
+  }
+
+  /** Stop every session now (fencing, handover); resolves when in-flight storage work is over. */
+  async dropSessions(reason: string): Promise<void> {
+    await this.portal?.dropAll(reason)
+  }
+
+  get listening(): string[] {
+    return this.portal?.listening ?? []
+  }
+
+  /** Host connections arriving on `local` addresses (the service address), for the takeover nudge. */
+  hostConnections(localAddresses?: string[]): HostConnection[] {
+    const out: HostConnection[] = []
+    for (const c of this.portal?.live ?? []) {
+      const local = `${formatHost(c.socket.localAddress ?? '')}:${c.socket.localPort}`
+      if (localAddresses && !localAddresses.includes(local)) continue
+      out.push({ local, remote: `${formatHost(c.socket.remoteAddress ?? '')}:${c.socket.remotePort}` })
+    }
+    return out
+  }
+
+  /** Each LUN's storage backend (replay writes here directly) and the device the engine uses. */
+  lunDevices(): Array<{ key: LunKey; backend: FileBackend; device: BlockDevice }> {
+    return this.luns.map((l) => ({ key: { target: l.targetIqn, lun: l.lun }, backend: l.backend, device: l.device }))
   }
 
   /** iscsi:// URLs for each LUN, as libiscsi and QEMU take them. */
@@ -217,6 +259,8 @@ export class Controller {
     await this.portal?.close()
     await this.admin?.close()
     for (const l of this.luns) {
+      // Through the wrapping device first: a mirrored device completes what it committed.
+      if (l.device !== l.backend) await l.device.close().catch(() => undefined)
       await l.backend.flush().catch(() => undefined)
       await l.backend.close().catch(() => undefined)
     }

@@ -11,8 +11,6 @@ import type { Logger } from './log.js'
 const LOGIN_MAX_SEGMENT = 8192
 
 export interface PortalOptions {
-  host: string
-  port: number
   log: Logger
   /** Connections beyond this are accepted and closed at once (login flood defence). */
   maxConnections: number
@@ -25,26 +23,57 @@ export interface LiveConnection {
   connection: IscsiConnection
 }
 
+/** host:port with IPv6 in brackets, as logs and SendTargets write it. */
+export function addressText(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
 export class Portal {
-  private server: Server | undefined
+  /** One listener per address: a controller's own portal, and the service address while it holds it. */
+  private readonly servers = new Map<string, Server>()
   readonly live = new Set<LiveConnection>()
 
   constructor(private readonly opts: PortalOptions) {}
 
-  async listen(): Promise<{ host: string; port: number }> {
+  get listening(): string[] {
+    return [...this.servers.keys()]
+  }
+
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    const key = addressText(host, port)
+    if (this.servers.has(key)) return { host, port }
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket))
-    this.server = server
     server.maxConnections = this.opts.maxConnections
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(this.opts.port, this.opts.host, () => {
+      server.listen(port, host, () => {
         server.off('error', reject)
         resolve()
       })
     })
-    server.on('error', (err) => this.opts.log.error('portal error', { error: String(err) }))
+    server.on('error', (err) => this.opts.log.error('portal error', { address: key, error: String(err) }))
+    this.servers.set(key, server)
     const addr = server.address()
-    return typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : { host: this.opts.host, port: this.opts.port }
+    return typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : { host, port }
+  }
+
+  /** Stop accepting on one address (existing connections are left to dropAll). */
+  async unlisten(host: string, port: number): Promise<void> {
+    const key = addressText(host, port)
+    const server = this.servers.get(key)
+    if (!server) return
+    this.servers.delete(key)
+    await new Promise<void>((res) => server.close(() => res()))
+  }
+
+  /**
+   * Fencing: every connection goes now, without waiting for the initiator. Tasks are aborted;
+   * resolves when their in-flight storage work is over.
+   */
+  async dropAll(reason: string): Promise<void> {
+    const live = [...this.live]
+    for (const c of live) c.socket.destroy()
+    await Promise.all(live.map((c) => c.connection.shutdown(reason)))
   }
 
   /** Clock for every connection: NOP pings, login timeouts. */
@@ -53,9 +82,9 @@ export class Portal {
   }
 
   async close(): Promise<void> {
-    const server = this.server
-    this.server = undefined
-    const closed = server ? new Promise<void>((res) => server.close(() => res())) : Promise.resolve()
+    const servers = [...this.servers.values()]
+    this.servers.clear()
+    const closed = Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))))
     await Promise.all([...this.live].map((c) => c.connection.shutdown('node stopping')))
     for (const c of this.live) c.socket.destroy()
     await closed
