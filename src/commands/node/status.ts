@@ -1,8 +1,8 @@
-import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base.js'
 import { renderTable, formatBytes } from '../../cli/table.js'
 import { fetchStatus, AdminUnreachableError } from '../../admin/client.js'
-import { loadConfig, selectNode, isConfigError } from '../../config/index.js'
+import { isConfigError } from '../../config/index.js'
+import { adminFlags, resolveAdmin } from '../../cli/admin-target.js'
 import type { NodeStatus } from '../../admin/status.js'
 
 export default class NodeStatusCommand extends BaseCommand {
@@ -17,24 +17,16 @@ Exit status: 0 the node answered; 3 the node could not be reached; 2 bad flags o
     '<%= config.bin %> node status --admin 127.0.0.1:7360 --json',
     '<%= config.bin %> node status --config cluster.yaml --node b',
   ]
-  static override flags = {
-    admin: Flags.string({ char: 'a', description: 'admin API address host:port', exclusive: ['config'] }),
-    config: Flags.string({ char: 'c', description: 'cluster config file; the node\'s admin address is read from it' }),
-    node: Flags.string({ char: 'n', description: 'node name in the config', dependsOn: ['config'] }),
-    timeout: Flags.integer({ description: 'milliseconds to wait for the node', default: 3000 }),
-  }
+  static override flags = adminFlags
 
   public async run(): Promise<NodeStatus> {
     const { flags } = await this.parse(NodeStatusCommand)
-    let admin = flags.admin ?? '127.0.0.1:7360'
-    if (flags.config) {
-      try {
-        const config = await loadConfig(flags.config)
-        admin = config.nodes[selectNode(config, flags.node)]!.admin.text
-      } catch (err) {
-        if (isConfigError(err)) this.userError(err.message)
-        throw err
-      }
+    let admin: string
+    try {
+      admin = await resolveAdmin(flags)
+    } catch (err) {
+      if (isConfigError(err)) this.userError(err.message)
+      throw err
     }
     let status: NodeStatus
     try {
