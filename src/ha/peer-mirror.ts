@@ -1,0 +1,109 @@
+// The primary's side of the commit protocol (METHOD.md, write path steps 2, 3 and 5): number
+// each write, send its copy to the secondary, resolve when the secondary confirms it, and tell
+// the secondary in batches which copies are on storage so it can drop them (claim 26).
+
+import { crc32c } from '../wire/digest.js'
+import type { JournalEntry, Mirror, PeerMessage } from './types.js'
+
+export class MirrorUnavailableError extends Error {
+  readonly code = 'MIRROR_UNAVAILABLE'
+}
+
+export interface PeerMirrorOptions {
+  /** Queue a message on the peer link; false when the link is down or full. */
+  send(msg: PeerMessage): boolean
+  epoch(): number
+  /** Link up, peer authenticated at our epoch, in the secondary role and in sync. */
+  isHealthy(): boolean
+  /** A copy not confirmed within this is given up: the write goes through to storage instead. */
+  ackTimeoutMs: number
+  /** Completion notices are gathered this long (or up to maxBatch) before they are sent. */
+  completeBatchMs: number
+  maxBatch: number
+}
+
+interface Waiting {
+  resolve(seq: number): void
+  reject(err: Error): void
+  timer: NodeJS.Timeout
+}
+
+export class PeerMirror implements Mirror {
+  private nextSeq = 1
+  private readonly waiting = new Map<number, Waiting>()
+  private completedSeqs: number[] = []
+  private batchTimer: NodeJS.Timeout | undefined
+  /** Copies confirmed so far (for status and tests). */
+  confirmed = 0
+
+  constructor(private readonly opts: PeerMirrorOptions) {}
+
+  get healthy(): boolean {
+    return this.opts.isHealthy()
+  }
+
+  /** Copies sent and not yet confirmed. */
+  get inFlight(): number {
+    return this.waiting.size
+  }
+
+  /** The last seq handed out: a planned handover waits until everything up to it completed. */
+  get lastSeq(): number {
+    return this.nextSeq - 1
+  }
+
+  copy(e: Omit<JournalEntry, 'seq' | 'epoch' | 'checksum'>): Promise<number> {
+    if (!this.opts.isHealthy()) return Promise.reject(new MirrorUnavailableError('no healthy secondary'))
+    const seq = this.nextSeq++
+    const entry: JournalEntry = { ...e, seq, epoch: this.opts.epoch(), checksum: crc32c(e.data) }
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => this.settle(seq, new MirrorUnavailableError(`copy #${seq} not confirmed in ${this.opts.ackTimeoutMs} ms`)), this.opts.ackTimeoutMs)
+      this.waiting.set(seq, { resolve, reject, timer })
+      if (!this.opts.send({ type: 'copy', entry })) this.settle(seq, new MirrorUnavailableError('peer link down'))
+    })
+  }
+
+  completed(seq: number): void {
+    this.completedSeqs.push(seq)
+    if (this.completedSeqs.length >= this.opts.maxBatch) this.flushCompletions()
+    else this.batchTimer ??= setTimeout(() => this.flushCompletions(), this.opts.completeBatchMs)
+  }
+
+  /** Feed the secondary's answers here. */
+  onMessage(msg: PeerMessage): void {
+    if (msg.type === 'copy-ack') this.settle(msg.seq)
+    else if (msg.type === 'copy-nak') this.settle(msg.seq, new MirrorUnavailableError(`secondary refused copy #${msg.seq}: ${msg.reason}`))
+  }
+
+  /** The link went down or the epoch moved: every unconfirmed copy falls back to write-through. */
+  failAll(reason: string): void {
+    for (const seq of [...this.waiting.keys()]) this.settle(seq, new MirrorUnavailableError(reason))
+  }
+
+  flushCompletions(): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer)
+    this.batchTimer = undefined
+    if (this.completedSeqs.length === 0) return
+    const seqs = this.completedSeqs
+    this.completedSeqs = []
+    // A lost notice only leaves a copy the secondary replays harmlessly (the data is on storage).
+    this.opts.send({ type: 'complete', epoch: this.opts.epoch(), seqs })
+  }
+
+  close(): void {
+    this.flushCompletions()
+    this.failAll('mirror closed')
+  }
+
+  private settle(seq: number, err?: Error): void {
+    const w = this.waiting.get(seq)
+    if (!w) return
+    this.waiting.delete(seq)
+    clearTimeout(w.timer)
+    if (err) w.reject(err)
+    else {
+      this.confirmed++
+      w.resolve(seq)
+    }
+  }
+}

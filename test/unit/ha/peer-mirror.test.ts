@@ -1,0 +1,74 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { PeerMirror, MirrorUnavailableError } from '../../../src/ha/peer-mirror.js'
+import type { PeerMessage } from '../../../src/ha/types.js'
+import { crc32c } from '../../../src/wire/digest.js'
+
+function setup(over: { healthy?: () => boolean; send?: (m: PeerMessage) => boolean } = {}) {
+  const sent: PeerMessage[] = []
+  const mirror = new PeerMirror({
+    send: over.send ?? ((m) => (sent.push(m), true)),
+    epoch: () => 4,
+    isHealthy: over.healthy ?? (() => true),
+    ackTimeoutMs: 100,
+    completeBatchMs: 5,
+    maxBatch: 3,
+  })
+  return { mirror, sent }
+}
+
+const write = (n: number) => ({
+  key: { target: 'iqn.2026-11.io.iscsi-ha:t', lun: 0 }, offset: n * 512, data: Buffer.alloc(512, n),
+  initiator: 'iqn.host', isid: '400001370000', itt: n, receivedAtMs: 0,
+})
+
+afterEach(() => vi.useRealTimers())
+
+describe('PeerMirror', () => {
+  it('numbers copies, checksums them, and commits only on the secondary ack', async () => {
+    const { mirror, sent } = setup()
+    let committed = false
+    const p = mirror.copy(write(1)).then((seq) => (committed = true, seq))
+    await Promise.resolve()
+    expect(committed).toBe(false)
+    const copy = sent[0]!
+    if (copy.type !== 'copy') throw new Error('expected a copy')
+    expect(copy.entry).toMatchObject({ seq: 1, epoch: 4, offset: 512, itt: 1 })
+    expect(copy.entry.checksum).toBe(crc32c(Buffer.alloc(512, 1)))
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1 })
+    expect(await p).toBe(1)
+    expect(mirror.confirmed).toBe(1)
+  })
+
+  it('refuses to copy without a healthy secondary, and when the link will not take it', async () => {
+    await expect(setup({ healthy: () => false }).mirror.copy(write(1))).rejects.toBeInstanceOf(MirrorUnavailableError)
+    await expect(setup({ send: () => false }).mirror.copy(write(1))).rejects.toThrow(/link down/)
+  })
+
+  it('gives a copy up on a nak, on timeout, and all of them when the link fails', async () => {
+    const { mirror } = setup()
+    const a = mirror.copy(write(1))
+    mirror.onMessage({ type: 'copy-nak', epoch: 4, seq: 1, reason: 'journal full' })
+    await expect(a).rejects.toThrow(/journal full/)
+    const b = mirror.copy(write(2))
+    await expect(b).rejects.toThrow(/not confirmed in 100 ms/)
+    const c = mirror.copy(write(3))
+    const d = mirror.copy(write(4))
+    mirror.failAll('peer link down')
+    await expect(c).rejects.toThrow(/peer link down/)
+    await expect(d).rejects.toThrow(/peer link down/)
+    expect(mirror.inFlight).toBe(0)
+  })
+
+  it('batches completion notices by count and by time', async () => {
+    vi.useFakeTimers()
+    const { mirror, sent } = setup()
+    mirror.completed(1)
+    mirror.completed(2)
+    expect(sent).toHaveLength(0)
+    mirror.completed(3)
+    expect(sent).toEqual([{ type: 'complete', epoch: 4, seqs: [1, 2, 3] }])
+    mirror.completed(4)
+    vi.advanceTimersByTime(5)
+    expect(sent.at(-1)).toEqual({ type: 'complete', epoch: 4, seqs: [4] })
+  })
+})
