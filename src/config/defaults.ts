@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 import { parseAddress, type HostPort } from './address.js'
 import { ConfigError } from './errors.js'
-import type { ClusterConfig, IscsiTuning, NodeConfig } from './types.js'
+import type { ClusterConfig, HaTuning, IscsiTuning, NodeConfig } from './types.js'
 
 /** The well-known iSCSI port (RFC 7143 §13.2); a portal written without a port gets it. */
 export const ISCSI_PORT = 3260
@@ -65,6 +65,8 @@ export function defaultConfig(dataDir: string = DEFAULT_DATA_DIR): ClusterConfig
     ],
     nodes: { a: { name: 'a', portal: addr(DEFAULT_PORTAL_ADDRESS), admin: addr(DEFAULT_ADMIN_ADDRESS) } },
     iscsi: defaultIscsiTuning(),
+    ha: { ...DEFAULT_HA },
+    journal: { maxBytes: DEFAULT_JOURNAL_BYTES },
   }
 }
 
@@ -118,3 +120,16 @@ export function pickNode(cfg: ClusterConfig, name?: string): NodeConfig {
   if (names.length === 0) return fail('no nodes are defined')
   return fail(`${names.length} nodes are defined (${names.join(', ')}): name the one to run as with --node`)
 }
+
+/** HA pair timings: see HaTuning. */
+export const DEFAULT_HA: Readonly<HaTuning> = Object.freeze({
+  heartbeatIntervalMs: 100,
+  deadAfterMs: 400,
+  leaseDurationMs: 600,
+  leaseRenewMs: 100,
+  fenceAfterMs: 360,
+  ackTimeoutMs: 1000,
+})
+
+/** Committed-not-completed bytes the pair holds at most by default. */
+export const DEFAULT_JOURNAL_BYTES = 256 * 1024 * 1024

@@ -12,7 +12,7 @@ import {
   type Node as YamlNode,
 } from 'yaml'
 import { formatHostPort, isWildcardHost, parseAddress, type HostPort } from './address.js'
-import { DEFAULT_ADMIN_ADDRESS, DEFAULT_TPGT, ISCSI_PORT, defaultIscsiTuning } from './defaults.js'
+import { DEFAULT_ADMIN_ADDRESS, DEFAULT_HA, DEFAULT_JOURNAL_BYTES, DEFAULT_TPGT, ISCSI_PORT, defaultIscsiTuning } from './defaults.js'
 import { ConfigError, type ConfigProblem } from './errors.js'
 import { parseIscsiName } from './names.js'
 import { SIZE_HINT, parseSize } from './size.js'
@@ -23,6 +23,8 @@ import type {
   ClusterConfig,
   DigestName,
   IscsiTuning,
+  HaTuning,
+  JournalConfig,
   LunConfig,
   NodeConfig,
   ServiceConfig,
@@ -238,7 +240,9 @@ function hasControlChars(s: string): boolean {
 
 // ---------------------------------------------------------------------------------------------
 
-const ROOT_KEYS = ['targets', 'nodes', 'service', 'peer_secret', 'iscsi'] as const
+const ROOT_KEYS = ['targets', 'nodes', 'service', 'peer_secret', 'iscsi', 'ha', 'journal'] as const
+const HA_KEYS = ['heartbeat_interval_ms', 'dead_after_ms', 'lease_duration_ms', 'lease_renew_ms', 'fence_after_ms', 'ack_timeout_ms', 'lease_path'] as const
+const JOURNAL_KEYS = ['max_bytes', 'dir'] as const
 const TARGET_KEYS = ['iqn', 'alias', 'tpgt', 'luns', 'chap', 'initiators'] as const
 const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'read_only', 'write_cache', 'serial'] as const
 const CHAP_KEYS = ['user', 'secret', 'mutual_user', 'mutual_secret'] as const
@@ -500,7 +504,7 @@ function parseService(ctx: Ctx, raw: YamlNode | null, field: string): ServiceCon
   if (addrE && addr && (addr.family === 'dns' || isWildcardHost(addr.host))) {
     ctx.add(spot(addrE), join(field, 'address'), `${JSON.stringify(addr.text)}: the service address must be a specific IPv4 or IPv6 address`)
   }
-  const ifE = required(ctx, m, raw, field, 'interface')
+  const ifE = m.get('interface')
   let iface: string | undefined
   if (ifE) {
     const s = str(ctx, ifE, join(field, 'interface'), 'an interface name')
@@ -510,11 +514,63 @@ function parseService(ctx: Ctx, raw: YamlNode | null, field: string): ServiceCon
       else iface = s
     }
   }
-  const prefixE = required(ctx, m, raw, field, 'prefix')
+  // Without an interface the address is already local (loopback): nothing to add or drop.
+  const prefixE = m.get('prefix')
   const maxPrefix = addr?.family === 6 ? 128 : 32
-  const prefix = prefixE && int(ctx, prefixE, join(field, 'prefix'), 0, maxPrefix)
-  if (ctx.problems.length > before || !addr || iface === undefined || prefix === undefined) return undefined
-  return { address: addr, interface: iface, prefix }
+  const prefix = prefixE ? int(ctx, prefixE, join(field, 'prefix'), 0, maxPrefix) : maxPrefix
+  if (ctx.problems.length > before || !addr || prefix === undefined) return undefined
+  return { address: addr, ...(iface !== undefined ? { interface: iface } : {}), prefix }
+}
+
+
+function parseHa(ctx: Ctx, raw: YamlNode | null, field: string): HaTuning {
+  const t: HaTuning = { ...DEFAULT_HA }
+  const m = readMap(ctx, raw, field, HA_KEYS)
+  if (!m) return t
+  const setInt = (key: string, min: number, max: number, assign: (v: number) => void): void => {
+    const e = m.get(key)
+    if (!e) return
+    const v = int(ctx, e, join(field, key), min, max)
+    if (v !== undefined) assign(v)
+  }
+  setInt('heartbeat_interval_ms', 10, 60_000, (v) => (t.heartbeatIntervalMs = v))
+  setInt('dead_after_ms', 20, 600_000, (v) => (t.deadAfterMs = v))
+  setInt('lease_duration_ms', 50, 600_000, (v) => (t.leaseDurationMs = v))
+  setInt('lease_renew_ms', 10, 60_000, (v) => (t.leaseRenewMs = v))
+  setInt('fence_after_ms', 20, 600_000, (v) => (t.fenceAfterMs = v))
+  setInt('ack_timeout_ms', 10, 600_000, (v) => (t.ackTimeoutMs = v))
+  const lpE = m.get('lease_path')
+  if (lpE) {
+    const p = str(ctx, lpE, join(field, 'lease_path'), 'a file path on the shared storage')
+    if (p !== undefined && p.trim() !== '') t.leasePath = resolve(ctx.dir, p)
+  }
+  // Safety: a primary must have fenced itself before the partner may take over.
+  if (t.fenceAfterMs >= t.leaseDurationMs)
+    ctx.add(m.get('fence_after_ms') ? spot(m.get('fence_after_ms')!) : raw, join(field, 'fence_after_ms'), `${t.fenceAfterMs} must be less than lease_duration_ms ${t.leaseDurationMs}, or both controllers could serve at once`)
+  if (t.leaseRenewMs * 2 > t.fenceAfterMs)
+    ctx.add(m.get('lease_renew_ms') ? spot(m.get('lease_renew_ms')!) : raw, join(field, 'lease_renew_ms'), `${t.leaseRenewMs} leaves less than two renewals before fence_after_ms ${t.fenceAfterMs}`)
+  if (t.heartbeatIntervalMs * 2 > t.deadAfterMs)
+    ctx.add(m.get('dead_after_ms') ? spot(m.get('dead_after_ms')!) : raw, join(field, 'dead_after_ms'), `${t.deadAfterMs} is less than two heartbeat intervals (${t.heartbeatIntervalMs})`)
+  return t
+}
+
+function parseJournal(ctx: Ctx, raw: YamlNode | null, field: string): JournalConfig {
+  const j: JournalConfig = { maxBytes: DEFAULT_JOURNAL_BYTES }
+  const m = readMap(ctx, raw, field, JOURNAL_KEYS)
+  if (!m) return j
+  const mbE = m.get('max_bytes')
+  if (mbE) {
+    const v = scalarValue(mbE)
+    const r = typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined
+    if (!r || !r.ok || r.bytes < 1024 * 1024) ctx.add(spot(mbE), join(field, 'max_bytes'), `expected a size of at least 1MiB (${SIZE_HINT})`)
+    else j.maxBytes = r.bytes
+  }
+  const dE = m.get('dir')
+  if (dE) {
+    const p = str(ctx, dE, join(field, 'dir'), 'a directory on the local disk')
+    if (p !== undefined && p.trim() !== '') j.dir = resolve(ctx.dir, p)
+  }
+  return j
 }
 
 function digests(ctx: Ctx, e: Entry, field: string): DigestName[] | undefined {
@@ -695,11 +751,16 @@ export function parseConfigDetailed(text: string, fileName: string): ParsedConfi
   const iscsiE = top.get('iscsi')
   const iscsi = iscsiE ? parseIscsi(ctx, iscsiE.value, 'iscsi') : defaultIscsiTuning()
 
+  const haE = top.get('ha')
+  const ha = haE ? parseHa(ctx, haE.value, 'ha') : { ...DEFAULT_HA }
+  const journalE = top.get('journal')
+  const journal = journalE ? parseJournal(ctx, journalE.value, 'journal') : { maxBytes: DEFAULT_JOURNAL_BYTES }
+
   if (ctx.problems.length > 0) {
     ctx.problems.sort((a, b) => a.line - b.line || a.column - b.column)
     throw new ConfigError(ctx.problems)
   }
-  const config: ClusterConfig = { source, targets, nodes, iscsi }
+  const config: ClusterConfig = { source, targets, nodes, iscsi, ha, journal }
   if (service) config.service = service
   if (peerSecret !== undefined) config.peerSecret = peerSecret
   return { config, luns }

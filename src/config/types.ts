@@ -60,10 +60,33 @@ export interface NodeConfig {
 export interface ServiceConfig {
   /** The floating service address initiators use (moves with the active controller). */
   address: HostPort
-  /** Network interface that carries it. */
-  interface: string
-  /** Prefix length for the address (0..32 for IPv4, 0..128 for IPv6). */
+  /** Network interface the controller adds it to; absent: the address is already local (loopback). */
+  interface?: string
+  /** Prefix length for the address (0..32 for IPv4, 0..128 for IPv6); default 32 / 128. */
   prefix: number
+}
+
+/** Timings of the pair (defaults give a failover under 1 s on a quiet network). */
+export interface HaTuning {
+  heartbeatIntervalMs: number
+  /** Nothing heard on the peer link for this long: the link is down. */
+  deadAfterMs: number
+  /** A lease not renewed for this long (seen by the watcher's own clock) has lapsed. */
+  leaseDurationMs: number
+  leaseRenewMs: number
+  /** A primary that could not renew for this long stops serving (must be < leaseDurationMs). */
+  fenceAfterMs: number
+  /** A copy not confirmed by the secondary within this is written through instead. */
+  ackTimeoutMs: number
+  /** Lease area on the shared storage; default: beside the first LUN, `<path>.lease`. */
+  leasePath?: string
+}
+
+export interface JournalConfig {
+  /** Committed-not-completed bytes held at most; the primary waits beyond it. */
+  maxBytes: number
+  /** Persist the secondary's copies here (local disk) so `replay` works after both died. */
+  dir?: string
 }
 
 export interface IscsiTuning {
@@ -98,4 +121,6 @@ export interface ClusterConfig {
   /** Shared secret the two controllers authenticate each other with (at least 16 bytes). */
   peerSecret?: string
   iscsi: IscsiTuning
+  ha: HaTuning
+  journal: JournalConfig
 }

@@ -350,7 +350,6 @@ iscsi:
   queue_depth: 1.5
 `)
     expect(problems(text)).toEqual([
-      'disk.yaml:9: service.interface: is required',
       'disk.yaml:9: service.address: "0.0.0.0:3260": the service address must be a specific IPv4 or IPv6 address',
       'disk.yaml:10: service.prefix: 33 is out of range 0..32',
       'disk.yaml:11: peer_secret: is 5 bytes; use at least 16',
@@ -496,5 +495,37 @@ describe('loadConfig', () => {
     const file = join(dir, 'nope.yaml')
     await expect(loadConfig(file)).rejects.toThrow(`${file}: cannot read the config file: no such file`)
     await expect(loadConfig(file)).rejects.toMatchObject({ code: 'CONFIG_INVALID', file })
+  })
+})
+
+describe('HA settings', () => {
+  const base = `targets:
+  - iqn: iqn.2026-11.io.iscsi-ha:disk1
+    luns:
+      - lun: 0
+        path: ./d.img
+        size: 1MiB
+nodes:
+  a:
+    portal: 127.0.0.1:3260
+`
+  it('defaults the timings and the journal, and takes a loopback service address without an interface', () => {
+    const c = parseConfig(base + 'service:\n  address: 127.0.0.10:3260\n', '/etc/iscsi-ha/pair.yaml')
+    expect(c.service).toMatchObject({ address: { host: '127.0.0.10', port: 3260 }, prefix: 32 })
+    expect(c.service!.interface).toBeUndefined()
+    expect(c.ha).toMatchObject({ heartbeatIntervalMs: 100, deadAfterMs: 400, leaseDurationMs: 600, fenceAfterMs: 360 })
+    expect(c.journal.maxBytes).toBe(256 * 1024 * 1024)
+  })
+
+  it('resolves the journal dir and lease path against the file, and reads sizes', () => {
+    const c = parseConfig(base + 'journal:\n  dir: ./journal\n  max_bytes: 64MiB\nha:\n  lease_path: ./pair.lease\n', '/etc/iscsi-ha/pair.yaml')
+    expect(c.journal).toEqual({ maxBytes: 64 * 1024 * 1024, dir: '/etc/iscsi-ha/journal' })
+    expect(c.ha.leasePath).toBe('/etc/iscsi-ha/pair.lease')
+  })
+
+  it('refuses timings that would let both controllers serve at once', () => {
+    expect(() => parseConfig(base + 'ha:\n  lease_duration_ms: 500\n  fence_after_ms: 500\n', 'pair.yaml')).toThrow(
+      /pair\.yaml:\d+: ha\.fence_after_ms: 500 must be less than lease_duration_ms 500/,
+    )
   })
 })
