@@ -1,0 +1,545 @@
+// The primary's block device for one LUN (METHOD.md, "The write path"): a write is copied to
+// the secondary and acknowledged once the copy is confirmed (committed); it is written to the
+// real backend behind (completed), and the secondary is told to drop its copy only after the
+// backend write has been flushed. Until then the data sits in an in-memory overlay that reads
+// see, so an acknowledged write is visible at once.
+//
+// Without a healthy mirror, or when the copy fails, the write goes through to the backend and
+// is acknowledged only once it is there (fdatasync'd when FUA): one controller never
+// acknowledges data that exists in one memory only.
+//
+// Ordering. Writes are ordered by the call to write() (the order copies are handed to the
+// Mirror, so the order of their seqs). A write waits for every earlier overlapping write to
+// reach the backend before it is written itself, and leaves the overlay only after those left
+// it; non-overlapping writes proceed concurrently. Flushes are batched: one backend flush covers
+// every write that reached the backend before it, and Mirror.completed is then called for them
+// in seq order. A written-through write is acknowledged only once the earlier overlapping
+// mirrored writes are completed, so the secondary never holds an older copy of blocks that a
+// later acknowledged write has replaced on storage (as far as `completed` reaches it).
+
+import type { BlockDevice } from '../scsi/types.js'
+import { StorageError } from '../storage/errors.js'
+import type { LunKey, Mirror } from './types.js'
+
+/** The SCSI command a write belongs to, for the secondary's copy (claim 20). */
+export interface CommandContext {
+  initiator: string
+  isid: string
+  itt: number
+}
+
+export interface MirroredDeviceOptions {
+  backend: BlockDevice
+  key: LunKey
+  /** The current mirror (none while there is no partner). Read at every write. */
+  mirror: () => Mirror | undefined
+  /** Bound on committed-not-completed bytes (overlay memory); beyond it write() waits. */
+  maxPendingBytes: number
+  /** The running command (the HA controller sets it through AsyncLocalStorage). */
+  context?: () => CommandContext | undefined
+  /** Longest wait, after a write reached the backend, before the flush that completes it. Default 2. */
+  flushDelayMs?: number
+  /** Flush at once when this many written writes wait for a flush. Default 64. */
+  flushBatch?: number
+  /**
+   * Make every written-through write durable before acknowledging it, not only FUA ones
+   * (degraded mode then never acknowledges data that is only in this machine's page cache).
+   * Default false: a written-through write without FUA is acknowledged once the backend
+   * accepted it, like a disk with a write-back cache; hosts flush with SYNCHRONIZE CACHE.
+   */
+  syncWriteThrough?: boolean
+  /** A backend write or flush of a committed write failed; it is retried with backoff. */
+  onBackendError?: (e: unknown) => void
+  /** Clock for receivedAtMs. Default Date.now. */
+  now?: () => number
+}
+
+export interface MirroredDeviceStats {
+  /** Writes in the overlay: not yet completed (mirrored) or not yet on the backend (write-through). */
+  pendingWrites: number
+  pendingBytes: number
+  mode: 'mirrored' | 'degraded'
+  /** Writes waiting for room under maxPendingBytes. */
+  waitingForRoom: number
+  /** The last backend error of a committed write, while it is being retried. */
+  lastError?: string
+}
+
+interface Deferred {
+  promise: Promise<void>
+  resolve: () => void
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+interface Pending {
+  /** Call order of write(). */
+  id: number
+  offset: number
+  end: number
+  data: Buffer
+  fua: boolean
+  /** Earlier overlapping writes that were in the overlay when this one entered it. */
+  deps: Pending[]
+  mirror: Mirror | undefined
+  seq: number | undefined
+  /** Resolved once this write no longer touches the backend (written, or given up). */
+  atBackend: Deferred
+  backendDone: boolean
+  /** Resolved once this write left the overlay. */
+  left: Deferred
+  hasLeft: boolean
+  /** Set while the backend write or flush of this (committed) write is failing. */
+  error: unknown
+  failListeners: Set<(e: unknown) => void>
+}
+
+interface RoomWaiter {
+  bytes: number
+  go: () => void
+  reject: (e: unknown) => void
+}
+
+const NO_CONTEXT: CommandContext = { initiator: '', isid: '', itt: 0 }
+const RETRY_FIRST_MS = 5
+const RETRY_MAX_MS = 1000
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e)
+}
+
+export class MirroredDevice implements BlockDevice {
+  readonly sizeBytes: number
+  readonly key: LunKey
+
+  private readonly backend: BlockDevice
+  private readonly getMirror: () => Mirror | undefined
+  private readonly getContext: (() => CommandContext | undefined) | undefined
+  private readonly maxPendingBytes: number
+  private readonly flushDelayMs: number
+  private readonly flushBatch: number
+  private readonly onBackendError: ((e: unknown) => void) | undefined
+  private readonly syncWriteThrough: boolean
+  private readonly now: () => number
+  private readonly name: string
+
+  /** Writes in call order (Map keeps insertion order; ids only grow). */
+  private readonly overlay = new Map<number, Pending>()
+  private nextId = 1
+  private pendingBytes = 0
+  private readonly roomWaiters: RoomWaiter[] = []
+
+  /** Committed writes on the backend, waiting for the flush that completes them. */
+  private unflushed: Pending[] = []
+  private flushing = false
+  private urgentFlush = false
+  private hurry = 0
+  private flushTimer: NodeJS.Timeout | undefined
+
+  private closing = false
+  private aborted: Error | undefined
+  private lastError: unknown
+
+  constructor(opts: MirroredDeviceOptions) {
+    if (!Number.isSafeInteger(opts.maxPendingBytes) || opts.maxPendingBytes <= 0) {
+      throw new RangeError(`maxPendingBytes ${opts.maxPendingBytes} is not a positive integer`)
+    }
+    this.backend = opts.backend
+    this.sizeBytes = opts.backend.sizeBytes
+    this.key = opts.key
+    this.getMirror = opts.mirror
+    this.getContext = opts.context
+    this.maxPendingBytes = opts.maxPendingBytes
+    this.flushDelayMs = opts.flushDelayMs ?? 2
+    this.flushBatch = Math.max(1, opts.flushBatch ?? 64)
+    this.onBackendError = opts.onBackendError
+    this.syncWriteThrough = opts.syncWriteThrough ?? false
+    this.now = opts.now ?? Date.now
+    this.name = `${opts.key.target} LUN ${opts.key.lun}`
+  }
+
+  // --- BlockDevice ----------------------------------------------------------------------------
+
+  read(offset: number, length: number): Promise<Buffer> {
+    const bad = this.refuse(offset, length, false)
+    if (bad) return Promise.reject(bad)
+    // Take the overlay as it is now, before the backend read starts: anything that leaves it
+    // meanwhile is already on the backend, so overlaying it again is harmless.
+    const end = offset + length
+    const over: Pending[] = []
+    for (const p of this.overlay.values()) if (p.offset < end && p.end > offset) over.push(p)
+    return this.backend.read(offset, length).then((buf) => {
+      for (const p of over) {
+        const from = Math.max(p.offset, offset)
+        const to = Math.min(p.end, end)
+        p.data.copy(buf, from - offset, from - p.offset, to - p.offset)
+      }
+      return buf
+    })
+  }
+
+  /**
+   * Committed (mirrored): resolves once the secondary confirmed its copy; with fua, once the
+   * write is also on storage. Degraded: resolves once the write is on the backend (fdatasync'd
+   * with fua). Waits first while maxPendingBytes are pending. The data is copied.
+   */
+  write(offset: number, data: Buffer, opts: { fua: boolean }): Promise<void> {
+    const bad = this.refuse(offset, data.length, true)
+    if (bad) return Promise.reject(bad)
+    if (data.length === 0) return opts.fua ? this.flush() : Promise.resolve()
+    const ctx = this.getContext?.() ?? NO_CONTEXT
+    const receivedAtMs = this.now()
+    const p: Pending = {
+      id: 0,
+      offset,
+      end: offset + data.length,
+      data: Buffer.from(data),
+      fua: opts.fua,
+      deps: [],
+      mirror: undefined,
+      seq: undefined,
+      atBackend: deferred(),
+      backendDone: false,
+      left: deferred(),
+      hasLeft: false,
+      error: undefined,
+      failListeners: new Set(),
+    }
+    if (this.roomWaiters.length === 0 && this.fits(p.data.length)) {
+      this.pendingBytes += p.data.length
+      return this.begin(p, ctx, receivedAtMs)
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.roomWaiters.push({ bytes: p.data.length, go: () => this.begin(p, ctx, receivedAtMs).then(resolve, reject), reject })
+    })
+  }
+
+  /** Wait for every write in the overlay to complete, then flush the backend. */
+  async flush(): Promise<void> {
+    if (this.aborted) throw this.aborted
+    await this.hurried(() => this.waitLeft([...this.overlay.values()]))
+    await this.backend.flush()
+  }
+
+  /** Refuse new writes, drain, flush and close the backend. */
+  async close(): Promise<void> {
+    this.closing = true
+    if (this.aborted) return this.backend.close()
+    await this.drain()
+    await this.backend.flush()
+    await this.backend.close()
+  }
+
+  // --- HA controls ----------------------------------------------------------------------------
+
+  /** Resolve once every write (those waiting for room included) is completed (planned handover). */
+  async drain(): Promise<void> {
+    for (;;) {
+      if (this.aborted) throw this.aborted
+      if (this.overlay.size === 0) return
+      await this.hurried(() => this.waitLeft([...this.overlay.values()]))
+    }
+  }
+
+  /**
+   * Stop touching the backend at once (this controller lost the lease: the partner completes
+   * the journal). Writes not yet on the backend are abandoned, waiters reject with `reason`,
+   * and every later call fails. The backend is not closed.
+   */
+  abort(reason?: Error): void {
+    if (this.aborted) return
+    const err = reason ?? new StorageError('CLOSED', this.name, 'mirrored device aborted')
+    this.aborted = err
+    this.closing = true
+    if (this.flushTimer) clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    for (const w of this.roomWaiters.splice(0)) w.reject(err)
+    for (const p of [...this.overlay.values()]) {
+      p.error = err
+      for (const l of [...p.failListeners]) l(err)
+      this.leave(p)
+      if (!p.backendDone) {
+        p.backendDone = true
+        p.atBackend.resolve()
+      }
+    }
+    this.unflushed = []
+  }
+
+  stats(): MirroredDeviceStats {
+    let healthy = false
+    try {
+      healthy = this.getMirror()?.healthy === true
+    } catch {
+      healthy = false
+    }
+    const s: MirroredDeviceStats = {
+      pendingWrites: this.overlay.size,
+      pendingBytes: this.pendingBytes,
+      mode: healthy ? 'mirrored' : 'degraded',
+      waitingForRoom: this.roomWaiters.length,
+    }
+    if (this.lastError !== undefined) s.lastError = message(this.lastError)
+    return s
+  }
+
+  // --- the write path -------------------------------------------------------------------------
+
+  private refuse(offset: number, length: number, writing: boolean): Error | undefined {
+    if (this.aborted) return this.aborted
+    if (writing && this.closing) return new StorageError('CLOSED', this.name, 'mirrored device is closed')
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > this.sizeBytes
+    ) {
+      return new StorageError('OUT_OF_RANGE', this.name, `I/O of ${length} bytes at ${offset} outside 0..${this.sizeBytes}`)
+    }
+    return undefined
+  }
+
+  private fits(bytes: number): boolean {
+    return this.pendingBytes === 0 || this.pendingBytes + bytes <= this.maxPendingBytes
+  }
+
+  /** Enter the overlay and hand the copy to the mirror, synchronously (keeps call order = seq order). */
+  private async begin(p: Pending, ctx: CommandContext, receivedAtMs: number): Promise<void> {
+    p.id = this.nextId++
+    for (const q of this.overlay.values()) if (q.offset < p.end && q.end > p.offset) p.deps.push(q)
+    this.overlay.set(p.id, p)
+
+    let mirror: Mirror | undefined
+    try {
+      const m = this.getMirror()
+      if (m?.healthy) mirror = m
+    } catch {
+      mirror = undefined
+    }
+    if (mirror) {
+      let seq: number | undefined
+      try {
+        seq = await mirror.copy({
+          key: this.key,
+          offset: p.offset,
+          data: p.data,
+          initiator: ctx.initiator,
+          isid: ctx.isid,
+          itt: ctx.itt,
+          receivedAtMs,
+        })
+      } catch {
+        seq = undefined // not confirmed: write through
+      }
+      if (this.aborted) throw this.aborted
+      if (seq !== undefined) {
+        p.mirror = mirror
+        p.seq = seq
+        void this.completeBehind(p)
+        if (p.fua) await this.waitLeft([p])
+        return
+      }
+    }
+    await this.writeThrough(p)
+  }
+
+  /** Committed: write to the backend in order, then join the next flush batch. */
+  private async completeBehind(p: Pending): Promise<void> {
+    await this.afterBackend(p.deps)
+    let delay = RETRY_FIRST_MS
+    for (;;) {
+      if (this.aborted) return
+      try {
+        await this.backend.write(p.offset, p.data, { fua: false })
+        break
+      } catch (e) {
+        this.failed(p, e)
+        await sleep(delay)
+        delay = Math.min(delay * 2, RETRY_MAX_MS)
+      }
+    }
+    if (this.aborted) return
+    p.error = undefined
+    p.backendDone = true
+    p.atBackend.resolve()
+    this.unflushed.push(p)
+    this.scheduleFlush(p.fua)
+  }
+
+  /** Degraded: on the backend (in order) before resolving. */
+  private async writeThrough(p: Pending): Promise<void> {
+    try {
+      await this.afterBackend(p.deps)
+      if (this.aborted) throw this.aborted
+      await this.backend.write(p.offset, p.data, { fua: p.fua || this.syncWriteThrough })
+      if (this.aborted) throw this.aborted
+    } catch (e) {
+      if (!p.backendDone) {
+        p.backendDone = true
+        p.atBackend.resolve()
+      }
+      // Its data did not land: the earlier writes it hid are what reads must see.
+      this.leave(p)
+      throw e
+    }
+    p.backendDone = true
+    p.atBackend.resolve()
+    await this.leaveAfterDeps(p)
+    if (this.aborted) throw this.aborted
+  }
+
+  private afterBackend(deps: Pending[]): Promise<unknown> | undefined {
+    let waits: Promise<void>[] | undefined
+    for (const d of deps) if (!d.backendDone) (waits ??= []).push(d.atBackend.promise)
+    return waits ? Promise.all(waits) : undefined
+  }
+
+  private failed(p: Pending, e: unknown): void {
+    p.error = e
+    this.lastError = e
+    for (const l of [...p.failListeners]) l(e)
+    try {
+      this.onBackendError?.(e)
+    } catch {
+      // a reporting hook must not break the write path
+    }
+  }
+
+  // --- batched flush and completion -----------------------------------------------------------
+
+  /** While someone waits for completion (flush, drain), completions do not wait for a batch. */
+  private async hurried(wait: () => Promise<void>): Promise<void> {
+    this.hurry++
+    try {
+      if (this.unflushed.length > 0) this.scheduleFlush(true)
+      await wait()
+    } finally {
+      this.hurry--
+    }
+  }
+
+  private scheduleFlush(urgent: boolean): void {
+    if (urgent || this.hurry > 0) this.urgentFlush = true
+    if (this.flushing) return // the running loop takes them next
+    if (this.urgentFlush || this.unflushed.length >= this.flushBatch || this.flushDelayMs <= 0) {
+      if (this.flushTimer) clearTimeout(this.flushTimer)
+      this.flushTimer = undefined
+      void this.flushLoop()
+    } else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined
+        void this.flushLoop()
+      }, this.flushDelayMs)
+    }
+  }
+
+  private async flushLoop(): Promise<void> {
+    if (this.flushing) return
+    this.flushing = true
+    let delay = RETRY_FIRST_MS
+    try {
+      while (this.unflushed.length > 0 && !this.aborted) {
+        const batch = this.unflushed
+        this.unflushed = []
+        this.urgentFlush = false
+        try {
+          await this.backend.flush()
+        } catch (e) {
+          for (const p of batch) this.failed(p, e)
+          this.unflushed = batch.concat(this.unflushed)
+          await sleep(delay)
+          delay = Math.min(delay * 2, RETRY_MAX_MS)
+          continue
+        }
+        delay = RETRY_FIRST_MS
+        if (this.aborted) return
+        batch.sort((a, b) => a.id - b.id)
+        for (const p of batch) {
+          p.error = undefined
+          try {
+            p.mirror?.completed(p.seq!)
+          } catch {
+            // the mirror reports its own trouble; the data is on storage either way
+          }
+          void this.leaveAfterDeps(p)
+        }
+      }
+    } finally {
+      this.flushing = false
+    }
+  }
+
+  // --- leaving the overlay --------------------------------------------------------------------
+
+  /** Leave once every earlier overlapping write has left (reads must never see older data on top). */
+  private leaveAfterDeps(p: Pending): Promise<void> {
+    let waits: Promise<void>[] | undefined
+    for (const d of p.deps) if (!d.hasLeft) (waits ??= []).push(d.left.promise)
+    if (!waits) {
+      this.leave(p)
+      return Promise.resolve()
+    }
+    return Promise.all(waits).then(() => this.leave(p))
+  }
+
+  private leave(p: Pending): void {
+    if (p.hasLeft) return
+    p.hasLeft = true
+    this.overlay.delete(p.id)
+    p.deps = []
+    p.failListeners.clear()
+    this.pendingBytes -= p.data.length
+    p.left.resolve()
+    this.admit()
+  }
+
+  /** Let waiting writes in, in order, while they fit. */
+  private admit(): void {
+    while (this.roomWaiters.length > 0 && !this.aborted) {
+      const w = this.roomWaiters[0]!
+      if (!this.fits(w.bytes)) return
+      this.roomWaiters.shift()
+      this.pendingBytes += w.bytes
+      w.go()
+    }
+  }
+
+  /** Resolve when all of `ps` left the overlay; reject on the first backend failure among them. */
+  private waitLeft(ps: Pending[]): Promise<void> {
+    const open = ps.filter((p) => !p.hasLeft)
+    if (open.length === 0) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      let left = open.length
+      let settled = false
+      const onFail = (e: unknown): void => {
+        if (settled) return
+        settled = true
+        for (const p of open) p.failListeners.delete(onFail)
+        reject(e)
+      }
+      for (const p of open) {
+        if (p.error !== undefined) {
+          onFail(p.error)
+          return
+        }
+        p.failListeners.add(onFail)
+        void p.left.promise.then(() => {
+          if (--left === 0 && !settled) {
+            settled = true
+            for (const q of open) q.failListeners.delete(onFail)
+            resolve()
+          }
+        })
+      }
+    })
+  }
+}

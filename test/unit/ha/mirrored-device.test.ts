@@ -1,0 +1,566 @@
+// The primary's mirrored block device against a fake Mirror whose secondary is a real in-memory
+// Journal, over a memory device that tells its page cache (data) from what a flush made durable.
+
+import { describe, expect, it } from 'vitest'
+import { MirroredDevice, type MirroredDeviceOptions } from '../../../src/ha/mirrored-device.js'
+import type { JournalEntry, Mirror } from '../../../src/ha/types.js'
+import { Journal } from '../../../src/journal/index.js'
+import { crc32c } from '../../../src/wire/digest.js'
+import { MemoryDevice } from '../../helpers/memory-device.js'
+
+const KEY = { target: 'iqn.2024-01.test:disk', lun: 3 }
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting')
+    await sleep(1)
+  }
+}
+
+/** Let pending promise callbacks and short timers run. */
+async function settle(ms = 5): Promise<void> {
+  await sleep(ms)
+}
+
+/**
+ * A MemoryDevice whose `data` is the page cache; `durable` is what survives a power cut. A flush
+ * makes durable what the cache held when it was called; a FUA write makes its own bytes durable.
+ * Durable bytes never go back in time (per-byte versions).
+ */
+class DurableDevice extends MemoryDevice {
+  readonly durable: Buffer
+  flushDelayMs: () => number = () => 0
+  private version = 0
+  private readonly cacheVersion: Uint32Array
+  private readonly durableVersion: Uint32Array
+
+  constructor(size: number) {
+    super(size)
+    this.durable = Buffer.alloc(size)
+    this.cacheVersion = new Uint32Array(size)
+    this.durableVersion = new Uint32Array(size)
+  }
+
+  override async write(offset: number, data: Buffer, opts: { fua: boolean }): Promise<void> {
+    const copy = Buffer.from(data)
+    await super.write(offset, data, opts)
+    const v = ++this.version
+    this.cacheVersion.fill(v, offset, offset + copy.length)
+    if (opts.fua) this.persist(copy, Uint32Array.from({ length: copy.length }, () => v), offset)
+  }
+
+  override async flush(): Promise<void> {
+    const snapshot = Buffer.from(this.data) // writes completed so far
+    const versions = Uint32Array.from(this.cacheVersion)
+    await super.flush()
+    const d = this.flushDelayMs()
+    if (d > 0) await sleep(d)
+    this.persist(snapshot, versions, 0)
+  }
+
+  private persist(bytes: Buffer, versions: Uint32Array, at: number): void {
+    for (let i = 0; i < bytes.length; i++) {
+      if (versions[i]! > this.durableVersion[at + i]!) {
+        this.durable[at + i] = bytes[i]!
+        this.durableVersion[at + i] = versions[i]!
+      }
+    }
+  }
+}
+
+type Ack = { seq: number; entry: JournalEntry; resolve: (seq: number) => void; reject: (e: Error) => void }
+
+/** The HA controller's side, with the secondary's journal in the same process. */
+class FakeMirror implements Mirror {
+  healthy = true
+  nextSeq = 0
+  readonly journal = new Journal()
+  /** Every copy asked for, in call order. */
+  readonly copies: JournalEntry[] = []
+  readonly completedSeqs: number[] = []
+  /** Hold acks until ack()/nak() when true. */
+  manual = false
+  ackDelayMs: () => number = () => 0
+  /** Fail this copy (the link dropped, a nak, a timeout). */
+  shouldFail: (e: JournalEntry) => boolean = () => false
+  onCompleted: ((seq: number) => void) | undefined
+  private held: Ack[] = []
+
+  copy(e: Omit<JournalEntry, 'seq' | 'epoch' | 'checksum'>): Promise<number> {
+    const seq = ++this.nextSeq
+    const entry: JournalEntry = { ...e, data: Buffer.from(e.data), seq, epoch: 1, checksum: crc32c(e.data) }
+    this.copies.push(entry)
+    return new Promise<number>((resolve, reject) => {
+      const a: Ack = { seq, entry, resolve, reject }
+      if (this.manual) {
+        this.held.push(a)
+        return
+      }
+      const d = this.ackDelayMs()
+      const run = (): void => void this.settle(a)
+      if (d > 0) setTimeout(run, d)
+      else queueMicrotask(run)
+    })
+  }
+
+  private async settle(a: Ack): Promise<void> {
+    if (this.shouldFail(a.entry)) return a.reject(new Error(`copy ${a.seq}: link lost`))
+    await this.journal.add(a.entry)
+    a.resolve(a.seq)
+  }
+
+  get waiting(): number {
+    return this.held.length
+  }
+
+  /** Confirm the oldest `n` held copies. */
+  async ack(n = this.held.length): Promise<void> {
+    for (const a of this.held.splice(0, n)) await this.settle(a)
+  }
+
+  nak(n = this.held.length): void {
+    for (const a of this.held.splice(0, n)) a.reject(new Error(`copy ${a.seq}: nak`))
+  }
+
+  completed(seq: number): void {
+    this.completedSeqs.push(seq)
+    this.onCompleted?.(seq)
+    this.journal.complete([seq])
+  }
+}
+
+function setup(over: Partial<MirroredDeviceOptions> & { size?: number } = {}) {
+  const backend = new DurableDevice(over.size ?? 64 * 1024)
+  const mirror = new FakeMirror()
+  let current: Mirror | undefined = mirror
+  const dev = new MirroredDevice({
+    backend,
+    key: KEY,
+    mirror: () => current,
+    maxPendingBytes: 1 << 20,
+    ...over,
+  })
+  return {
+    backend,
+    mirror,
+    dev,
+    setMirror(m: Mirror | undefined) {
+      current = m
+    },
+  }
+}
+
+function fill(n: number, byte: number): Buffer {
+  return Buffer.alloc(n, byte)
+}
+
+/** Track whether a promise settled. */
+function watch(p: Promise<unknown>): { done: () => boolean; error: () => unknown } {
+  let done = false
+  let error: unknown
+  p.then(
+    () => (done = true),
+    (e: unknown) => {
+      done = true
+      error = e
+    },
+  )
+  return { done: () => done, error: () => error }
+}
+
+describe('MirroredDevice: the mirrored write path', () => {
+  it('acknowledges a write only once the secondary confirmed its copy', async () => {
+    const { dev, mirror, backend } = setup()
+    mirror.manual = true
+    const w = watch(dev.write(512, fill(512, 0xaa), { fua: false }))
+    await settle()
+    expect(w.done()).toBe(false)
+    expect(mirror.copies).toHaveLength(1)
+    expect(backend.writes).toEqual([]) // completed only after the commit
+    await mirror.ack()
+    await settle()
+    expect(w.done()).toBe(true)
+    expect(w.error()).toBeUndefined()
+    expect(mirror.journal.stats().entries).toBe(0) // completed meanwhile
+    expect(backend.writes).toEqual([{ offset: 512, length: 512, fua: false }])
+  })
+
+  it('hands the mirror the command context, or empty strings without one', async () => {
+    let ctx: { initiator: string; isid: string; itt: number } | undefined = { initiator: 'iqn.h', isid: '400001370000', itt: 42 }
+    const { dev, mirror } = setup({ context: () => ctx, now: () => 1234 })
+    await dev.write(0, fill(8, 1), { fua: false })
+    ctx = undefined
+    await dev.write(8, fill(8, 2), { fua: false })
+    expect(mirror.copies.map((c) => [c.initiator, c.isid, c.itt, c.receivedAtMs, c.key, c.offset])).toEqual([
+      ['iqn.h', '400001370000', 42, 1234, KEY, 0],
+      ['', '', 0, 1234, KEY, 8],
+    ])
+  })
+
+  it('serves committed data from the overlay before it reaches the backend', async () => {
+    const { dev, backend } = setup()
+    backend.writeDelayMs = () => 40
+    await dev.write(1000, fill(100, 7), { fua: false })
+    expect(backend.data.subarray(1000, 1100)).toEqual(fill(100, 0))
+    const r = await dev.read(990, 120)
+    expect(r).toEqual(Buffer.concat([fill(10, 0), fill(100, 7), fill(10, 0)]))
+    expect(dev.stats()).toMatchObject({ pendingWrites: 1, pendingBytes: 100, mode: 'mirrored' })
+    await dev.flush()
+    expect(backend.data.subarray(1000, 1100)).toEqual(fill(100, 7))
+    expect(dev.stats()).toMatchObject({ pendingWrites: 0, pendingBytes: 0 })
+  })
+
+  it('copies the caller buffer: changing it after write() changes nothing', async () => {
+    const { dev, mirror } = setup()
+    const buf = fill(16, 5)
+    await dev.write(0, buf, { fua: false })
+    buf.fill(9)
+    expect(await dev.read(0, 16)).toEqual(fill(16, 5))
+    expect(mirror.copies[0]!.data).toEqual(fill(16, 5))
+    await dev.flush()
+  })
+
+  it('tells the secondary a write completed only once it is flushed to storage, in seq order', async () => {
+    const { dev, mirror, backend } = setup({ flushDelayMs: 5 })
+    backend.writeDelayMs = (c) => (c.offset / 512) % 3
+    backend.flushDelayMs = () => 3
+    const problems: string[] = []
+    mirror.onCompleted = (seq) => {
+      const c = mirror.copies[seq - 1]!
+      if (!backend.durable.subarray(c.offset, c.offset + c.data.length).equals(c.data)) problems.push(`seq ${seq} not durable`)
+    }
+    const writes = Array.from({ length: 40 }, (_, i) => dev.write(i * 512, fill(512, i + 1), { fua: false }))
+    await Promise.all(writes)
+    await dev.drain()
+    expect(problems).toEqual([])
+    expect([...mirror.completedSeqs].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1))
+    // Flushes were batched: far fewer than writes.
+    expect(backend.flushes).toBeLessThan(10)
+    expect(mirror.journal.stats().entries).toBe(0)
+  })
+
+  it('does not complete before the flush: a failing flush keeps the copy at the secondary', async () => {
+    const errors: unknown[] = []
+    const { dev: d2, mirror, backend } = setup({ flushDelayMs: 0, onBackendError: (e) => errors.push(e) })
+    const orig = backend.flush.bind(backend)
+    let failures = 2
+    backend.flush = () => {
+      if (failures-- > 0) backend.failNext = new Error('flush EIO')
+      return orig()
+    }
+    await d2.write(0, fill(64, 3), { fua: false })
+    await settle(2)
+    expect(mirror.completedSeqs).toEqual([])
+    expect(mirror.journal.stats().entries).toBe(1)
+    await expect(d2.flush()).rejects.toThrow('flush EIO') // the host hears of it
+    await until(() => mirror.completedSeqs.length === 1) // retried with backoff until it succeeds
+    await d2.drain()
+    expect(mirror.completedSeqs).toEqual([1])
+    expect(errors.length).toBeGreaterThanOrEqual(1)
+  })
+
+  it('retries a failed backend write of a committed write; reads keep seeing the data', async () => {
+    const { dev, mirror, backend } = setup()
+    backend.failNext = new Error('write EIO')
+    await dev.write(0, fill(32, 8), { fua: false }) // committed: GOOD regardless
+    expect(await dev.read(0, 32)).toEqual(fill(32, 8))
+    await until(() => mirror.completedSeqs.length === 1)
+    await dev.drain()
+    expect(backend.data.subarray(0, 32)).toEqual(fill(32, 8))
+    expect(mirror.completedSeqs).toEqual([1])
+    expect(backend.writes).toHaveLength(2)
+  })
+
+  it('with FUA, waits for the write to be on storage as well', async () => {
+    const { dev, backend, mirror } = setup({ flushDelayMs: 5000 })
+    backend.writeDelayMs = () => 10
+    const t0 = Date.now()
+    await dev.write(0, fill(512, 4), { fua: true })
+    expect(backend.durable.subarray(0, 512)).toEqual(fill(512, 4))
+    expect(mirror.completedSeqs).toEqual([1])
+    expect(Date.now() - t0).toBeLessThan(2500) // FUA does not wait out the batching delay
+    // Without FUA the write returns at commit, long before the backend has it.
+    backend.writeDelayMs = () => 30
+    await dev.write(512, fill(512, 5), { fua: false })
+    expect(backend.data.subarray(512, 1024)).toEqual(fill(512, 0))
+    await dev.flush()
+  })
+
+  it('writes overlapping writes to the backend in commit order, others concurrently', async () => {
+    const { dev, backend } = setup()
+    const finished: number[] = []
+    backend.writeDelayMs = (c) => (c.length === 100 ? 30 : c.length === 50 ? 1 : 5)
+    const orig = backend.write.bind(backend)
+    backend.write = async (o, d, opts) => {
+      await orig(o, d, opts)
+      finished.push(d.length)
+    }
+    await dev.write(0, fill(100, 1), { fua: false }) // slow
+    await dev.write(50, fill(50, 2), { fua: false }) // fast, overlaps the first
+    await dev.write(4096, fill(10, 3), { fua: false }) // elsewhere
+    await settle(10)
+    // The third went to the backend while the first was still being written; the second waited.
+    expect(backend.writes.map((w) => w.length)).toEqual([100, 10])
+    await dev.flush()
+    expect(finished).toEqual([10, 100, 50])
+    expect(backend.data.subarray(0, 100)).toEqual(Buffer.concat([fill(50, 1), fill(50, 2)]))
+  })
+
+  it('waits at maxPendingBytes instead of growing memory, and lets writes in in order', async () => {
+    const { dev, mirror } = setup({ maxPendingBytes: 8192 })
+    mirror.manual = true
+    const a = watch(dev.write(0, fill(4096, 1), { fua: false }))
+    const b = watch(dev.write(4096, fill(4096, 2), { fua: false }))
+    const c = watch(dev.write(8192, fill(4096, 3), { fua: false }))
+    const d = watch(dev.write(12288, fill(100, 4), { fua: false }))
+    await settle()
+    expect(mirror.copies).toHaveLength(2)
+    expect(dev.stats()).toMatchObject({ pendingBytes: 8192, waitingForRoom: 2 })
+    await mirror.ack(1)
+    await settle(10) // a completes: c gets room, d still waits behind it (FIFO)
+    expect(a.done()).toBe(true)
+    expect(mirror.copies.map((x) => x.offset)).toEqual([0, 4096, 8192])
+    expect(dev.stats()).toMatchObject({ pendingBytes: 8192, waitingForRoom: 1 })
+    mirror.manual = false
+    await mirror.ack()
+    await dev.drain()
+    await settle(1)
+    expect(mirror.copies.map((x) => x.offset)).toEqual([0, 4096, 8192, 12288])
+    expect([b.done(), c.done(), d.done()]).toEqual([true, true, true])
+    expect(dev.stats()).toMatchObject({ pendingBytes: 0, waitingForRoom: 0 })
+  })
+
+  it('admits a single write larger than maxPendingBytes when nothing is pending', async () => {
+    const { dev } = setup({ maxPendingBytes: 1024 })
+    await dev.write(0, fill(4096, 1), { fua: false })
+    await dev.flush()
+  })
+
+  it('flush() waits for every committed write to complete, then flushes the backend', async () => {
+    const { dev, backend, mirror } = setup({ flushDelayMs: 5000 })
+    backend.writeDelayMs = () => 5
+    for (let i = 0; i < 10; i++) await dev.write(i * 100, fill(100, i), { fua: false })
+    const flushesBefore = backend.flushes
+    const t0 = Date.now()
+    await dev.flush()
+    expect(Date.now() - t0).toBeLessThan(2500) // it does not wait out the batching delay
+    expect(dev.stats().pendingWrites).toBe(0)
+    expect(mirror.completedSeqs).toHaveLength(10)
+    expect(backend.flushes).toBeGreaterThan(flushesBefore)
+    expect(backend.durable.subarray(900, 1000)).toEqual(fill(100, 9))
+  })
+
+  it('close() drains, flushes and closes the backend, and refuses later writes', async () => {
+    const { dev, backend, mirror } = setup()
+    backend.writeDelayMs = () => 5
+    await dev.write(0, fill(10, 1), { fua: false })
+    await dev.close()
+    expect(backend.closed).toBe(true)
+    expect(mirror.completedSeqs).toEqual([1])
+    await expect(dev.write(0, fill(1, 1), { fua: false })).rejects.toMatchObject({ code: 'CLOSED' })
+  })
+
+  it('rejects I/O outside the device without mirroring it', async () => {
+    const { dev, mirror } = setup({ size: 4096 })
+    await expect(dev.write(4000, fill(200, 1), { fua: false })).rejects.toMatchObject({ code: 'OUT_OF_RANGE' })
+    await expect(dev.read(-1, 2)).rejects.toMatchObject({ code: 'OUT_OF_RANGE' })
+    expect(mirror.copies).toEqual([])
+  })
+
+  it('abort() stops touching the backend and fails waiters', async () => {
+    const { dev, backend, mirror } = setup()
+    backend.writeDelayMs = () => 20
+    await dev.write(0, fill(10, 1), { fua: false }) // its backend write is under way
+    mirror.manual = true
+    const w = watch(dev.write(0, fill(10, 2), { fua: false }))
+    const f = watch(dev.flush())
+    await settle(1)
+    dev.abort()
+    await settle(40)
+    expect(f.error()).toBeInstanceOf(Error)
+    await mirror.ack()
+    await settle()
+    expect(w.error()).toBeInstanceOf(Error)
+    expect(backend.writes).toHaveLength(1) // the second write never reached the backend
+    expect(mirror.completedSeqs).toEqual([]) // nothing completed after the abort: the partner replays
+    await expect(dev.read(0, 1)).rejects.toBeInstanceOf(Error)
+  })
+})
+
+describe('MirroredDevice: degraded (write-through)', () => {
+  it('writes through when there is no mirror or it is unhealthy', async () => {
+    const { dev, backend, mirror, setMirror } = setup()
+    backend.writeDelayMs = () => 10
+    mirror.healthy = false
+    expect(dev.stats().mode).toBe('degraded')
+    await dev.write(0, fill(100, 1), { fua: false })
+    expect(backend.data.subarray(0, 100)).toEqual(fill(100, 1)) // on the backend before GOOD
+    expect(backend.durable.subarray(0, 100)).toEqual(fill(100, 0)) // no FUA: not synced
+    setMirror(undefined)
+    await dev.write(100, fill(100, 2), { fua: true })
+    expect(backend.durable.subarray(100, 200)).toEqual(fill(100, 2))
+    expect(backend.writes.map((w) => w.fua)).toEqual([false, true])
+    expect(mirror.copies).toEqual([])
+    expect(dev.stats()).toMatchObject({ pendingWrites: 0, mode: 'degraded' })
+  })
+
+  it('syncWriteThrough makes every written-through write durable before GOOD', async () => {
+    const { dev, backend, mirror } = setup({ syncWriteThrough: true })
+    mirror.healthy = false
+    await dev.write(0, fill(100, 1), { fua: false })
+    expect(backend.durable.subarray(0, 100)).toEqual(fill(100, 1))
+  })
+
+  it('writes through when the copy fails', async () => {
+    const { dev, backend, mirror } = setup()
+    mirror.manual = true
+    backend.writeDelayMs = () => 10
+    const w = watch(dev.write(0, fill(100, 1), { fua: false }))
+    await settle()
+    expect(w.done()).toBe(false)
+    mirror.nak()
+    await settle(20)
+    expect(w.done()).toBe(true)
+    expect(w.error()).toBeUndefined()
+    expect(backend.data.subarray(0, 100)).toEqual(fill(100, 1))
+    expect(mirror.completedSeqs).toEqual([])
+    expect(mirror.journal.stats().entries).toBe(0)
+  })
+
+  it('reports a failed write-through to the host, and reads show the older data', async () => {
+    const { dev, backend, mirror } = setup()
+    await dev.write(0, fill(10, 1), { fua: false })
+    await dev.flush()
+    mirror.healthy = false
+    backend.failNext = new Error('EIO')
+    await expect(dev.write(0, fill(10, 2), { fua: false })).rejects.toThrow('EIO')
+    expect(await dev.read(0, 10)).toEqual(fill(10, 1))
+    expect(dev.stats().pendingWrites).toBe(0)
+  })
+
+  it('acknowledges a write-through only once earlier overlapping mirrored writes are completed', async () => {
+    const { dev, backend, mirror } = setup({ flushDelayMs: 30 })
+    await dev.write(0, fill(100, 1), { fua: false }) // committed, completion waits for the batch flush
+    mirror.healthy = false
+    const w = watch(dev.write(50, fill(100, 2), { fua: false }))
+    await settle(10)
+    expect(backend.data.subarray(50, 150)).toEqual(fill(100, 2)) // on the backend, in order
+    expect(w.done()).toBe(false) // but the secondary still holds the older copy of 50..99
+    await dev.drain()
+    await settle(1)
+    expect(w.done()).toBe(true)
+    expect(mirror.completedSeqs).toEqual([1])
+    expect(await dev.read(0, 150)).toEqual(Buffer.concat([fill(50, 1), fill(100, 2)]))
+  })
+})
+
+// --- randomized -------------------------------------------------------------------------------
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const SIZE = 16 * 1024
+
+function randomRange(rnd: () => number): { offset: number; length: number } {
+  const length = 1 + Math.floor(rnd() * (rnd() < 0.8 ? 600 : 4000))
+  const offset = Math.floor(rnd() * (SIZE - length))
+  return { offset, length }
+}
+
+/** What a failover would leave: durable storage, then the secondary's copies in seq order. */
+function afterFailover(backend: DurableDevice, journal: Journal): Buffer {
+  const img = Buffer.from(backend.durable)
+  for (const e of journal.pending()) e.data.copy(img, e.offset)
+  return img
+}
+
+describe('MirroredDevice: randomized', () => {
+  const seeds = [1, 2, 3, 20240601]
+
+  for (const seed of seeds) {
+    it(`one host, random delays, failures and mirror flips: reads return the last acknowledged data (seed ${seed})`, async () => {
+      const rnd = prng(seed)
+      const { dev, backend, mirror } = setup({ size: SIZE, maxPendingBytes: 8192, flushDelayMs: 1, syncWriteThrough: true })
+      backend.writeDelayMs = () => (rnd() < 0.5 ? 0 : Math.floor(rnd() * 4))
+      backend.flushDelayMs = () => (rnd() < 0.5 ? 0 : Math.floor(rnd() * 3))
+      mirror.ackDelayMs = () => (rnd() < 0.3 ? 0 : Math.floor(rnd() * 3))
+      mirror.shouldFail = () => rnd() < 0.08
+      const model = Buffer.alloc(SIZE)
+      let value = 0
+      for (let op = 0; op < 300; op++) {
+        if (rnd() < 0.04) mirror.healthy = !mirror.healthy
+        const r = rnd()
+        if (r < 0.6) {
+          const { offset, length } = randomRange(rnd)
+          const data = Buffer.alloc(length, (++value % 255) + 1)
+          await dev.write(offset, data, { fua: rnd() < 0.2 })
+          data.copy(model, offset)
+          // At this instant the primary may die: storage + the secondary's copies must hold
+          // every acknowledged write.
+          expect(afterFailover(backend, mirror.journal).equals(model), `failover image after op ${op}`).toBe(true)
+        } else if (r < 0.9) {
+          const { offset, length } = randomRange(rnd)
+          const got = await dev.read(offset, length)
+          expect(got.equals(model.subarray(offset, offset + length)), `read ${offset}+${length} at op ${op}`).toBe(true)
+        } else if (r < 0.95) {
+          await dev.flush()
+          expect(backend.durable.equals(model), `durable after flush at op ${op}`).toBe(true)
+        } else {
+          await sleep(Math.floor(rnd() * 5))
+          expect(afterFailover(backend, mirror.journal).equals(model), `failover image at op ${op}`).toBe(true)
+        }
+      }
+      await dev.flush()
+      expect(backend.data.equals(model)).toBe(true)
+      expect(backend.durable.equals(model)).toBe(true)
+      expect(mirror.journal.stats().entries).toBe(0)
+    })
+
+    it(`concurrent overlapping writes and reads: the final data follows call order (seed ${seed})`, async () => {
+      const rnd = prng(seed * 7919)
+      const { dev, backend, mirror } = setup({ size: SIZE, maxPendingBytes: 6000, flushDelayMs: 2 })
+      backend.writeDelayMs = () => Math.floor(rnd() * 4)
+      backend.flushDelayMs = () => Math.floor(rnd() * 2)
+      mirror.ackDelayMs = () => Math.floor(rnd() * 4)
+      mirror.shouldFail = () => rnd() < 0.1
+      const model = Buffer.alloc(SIZE)
+      let value = 0
+      for (let round = 0; round < 40; round++) {
+        if (rnd() < 0.2) mirror.healthy = !mirror.healthy
+        const ops: Promise<unknown>[] = []
+        const n = 1 + Math.floor(rnd() * 12)
+        for (let i = 0; i < n; i++) {
+          if (rnd() < 0.7) {
+            const { offset, length } = randomRange(rnd)
+            const data = Buffer.alloc(length, (++value % 255) + 1)
+            ops.push(dev.write(offset, data, { fua: rnd() < 0.1 }))
+            data.copy(model, offset) // call order decides
+          } else {
+            const { offset, length } = randomRange(rnd)
+            ops.push(dev.read(offset, length))
+          }
+          if (rnd() < 0.3) await sleep(Math.floor(rnd() * 2))
+        }
+        if (rnd() < 0.2) ops.push(dev.flush())
+        await Promise.all(ops)
+        const whole = await dev.read(0, SIZE)
+        expect(whole.equals(model), `round ${round}`).toBe(true)
+      }
+      await dev.close()
+      expect(backend.data.equals(model)).toBe(true)
+    })
+  }
+})
