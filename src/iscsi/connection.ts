@@ -30,6 +30,7 @@ import type { Target } from './target.js'
 import { ScsiTask, residualOf, type Residual } from './task.js'
 import { snAdd, snLe, snLt } from './serial.js'
 import { encodePdu } from '../wire/serializer.js'
+import { runWithCommand } from './command-context.js'
 
 export interface ConnectionIo {
   /** Queue a PDU; the glue serializes it at once with the digests in force and gathers writes. */
@@ -176,6 +177,12 @@ export class IscsiConnection {
       return
     }
     this.sendReject(reason, header)
+    // A Data-Out lost to a digest error leaves a hole in its task's data; ErrorRecoveryLevel 0
+    // has no recovery R2T, so the task ends with CHECK CONDITION (RFC 7143 §7.8, §11.4.7.2).
+    if ((header[0]! & 0x3f) === Opcode.DataOut && header.length >= 20) {
+      const task = this.tasks.get(header.readUInt32BE(16))
+      if (task && task.state === 'collecting') this.endWithSense(task, 'protocolServiceCrcError')
+    }
   }
 
   /** The stream can no longer be framed: answer with a Reject if we can, then close. */
@@ -536,10 +543,12 @@ export class IscsiConnection {
       this.finish(task, result)
       return
     }
-    const run = task.lu.execute({
-      cdb: task.cdb, nexus: session.nexus!, expectedLength: task.expectedLength, dataOut: task.dataOut,
-      signal: task.abort.signal,
-    })
+    const nexus = session.nexus!
+    const run = runWithCommand({ initiator: nexus.initiatorName, isid: nexus.isid, itt: task.itt }, () =>
+      task.lu!.execute({
+        cdb: task.cdb, nexus, expectedLength: task.expectedLength, dataOut: task.dataOut, signal: task.abort.signal,
+      }),
+    )
     task.finished = run.then(
       (result) => this.finish(task, result),
       (err: unknown) => {
@@ -647,11 +656,15 @@ export class IscsiConnection {
    */
   private failTask(task: ScsiTask, sense: TransportSense, reason: RejectReason, pdu: InitiatorPdu): void {
     this.reject(reason, pdu)
-    if (task.state === 'collecting') {
-      task.state = 'done'
-      this.endTask(task)
-      this.sendResponse(task, senseFor(sense), residualOf(0, 0))
-    }
+    if (task.state === 'collecting') this.endWithSense(task, sense)
+  }
+
+  private endWithSense(task: ScsiTask, sense: TransportSense): void {
+    task.state = 'done'
+    this.endTask(task)
+    this.sendResponse(task, senseFor(sense), residualOf(0, 0))
+    // Later tasks may have been waiting behind this one.
+    this.pump()
   }
 
   private readonly ended: number[] = []
@@ -758,6 +771,8 @@ export class IscsiConnection {
       this.endTask(task)
       if (wasRunning) running.push(task.finished)
     }
+    // Tasks queued behind an aborted one may start now.
+    this.pump()
     await Promise.all(running)
   }
 

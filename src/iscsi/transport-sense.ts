@@ -19,6 +19,8 @@ const TRANSPORT_SENSE = {
   tooMuchWriteData: [SenseKey.AbortedCommand, 0x4b, 0x02],
   /** Unsolicited data beyond FirstBurstLength, or when none was allowed (§11.4.7.2). */
   unexpectedUnsolicitedData: [SenseKey.AbortedCommand, 0x0c, 0x0c],
+  /** A Data-Out lost to a data digest error (RFC 7143 §11.4.7.2). */
+  protocolServiceCrcError: [SenseKey.AbortedCommand, 0x47, 0x05],
   /** The engine threw something that was not a ScsiError. */
   internalTargetFailure: [SenseKey.HardwareError, 0x44, 0x00],
 } as const

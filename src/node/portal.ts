@@ -106,7 +106,11 @@ export class Portal {
     // Responses produced in one turn of the event loop leave in one gathered write.
     const flush = (): void => {
       flushScheduled = false
-      if (pending.length === 0 || socket.destroyed) return
+      if (socket.destroyed) return
+      if (pending.length === 0) {
+        if (closing) socket.end()
+        return
+      }
       const out = pending
       pending = []
       socket.cork()
@@ -154,10 +158,13 @@ export class Portal {
     const entry: LiveConnection = { socket, connection }
     this.live.add(entry)
 
+    let unframeable = false
     socket.on('data', (chunk: Buffer) => {
+      if (unframeable) return // already answered and closing: the rest is not read
       try {
         parser.push(chunk)
       } catch (err) {
+        unframeable = true
         // Framing lost (bad header digest, oversized segment): the stream cannot be
         // resynchronised, so the connection goes, with a Reject first where one is owed
         // (RFC 7143 §7.2). The node serves everyone else.
