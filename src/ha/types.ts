@@ -48,6 +48,13 @@ export type PeerMessage =
   | { type: 'state'; epoch: number; serviceAddress: string; hostConnections: HostConnection[] }
   | { type: 'handover-request'; epoch: number; to: string }
   | { type: 'handover-ready'; epoch: number; lastSeq: number }
+  /**
+   * Primary → secondary: a new mirroring round begins; every copy of an older round is on
+   * storage, so the secondary empties its journal and confirms with sync-ack. Copies are only
+   * sent once the round is confirmed.
+   */
+  | { type: 'sync'; epoch: number; generation: number }
+  | { type: 'sync-ack'; epoch: number; generation: number }
 
 export type PeerMessageType = PeerMessage['type']
 

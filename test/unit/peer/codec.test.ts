@@ -1,0 +1,292 @@
+import { describe, expect, it } from 'vitest'
+import {
+  BIG_FRAME_THRESHOLD,
+  DEFAULT_MAX_FRAME_LENGTH,
+  FRAME_HEADER_LENGTH,
+  FrameDecoder,
+  encodeFrame,
+  encodeFrameToBuffer,
+  isControlFrame,
+  isPeerMessage,
+  messageEpoch,
+  type Frame,
+} from '../../../src/peer/codec.js'
+import { PeerProtocolError, type PeerErrorCode } from '../../../src/peer/errors.js'
+import { entry, fixCrc, fixtures, pattern } from './fixtures.js'
+
+function decodeAll(chunks: Buffer[], opts: { ownData?: boolean; maxFrameLength?: number } = {}): Frame[] {
+  const out: Frame[] = []
+  const d = new FrameDecoder({
+    onFrame: (f) => {
+      // Views are only valid during the callback: keep a copy for the comparison.
+      if (f.type === 'copy' && !opts.ownData) out.push({ type: 'copy', entry: { ...f.entry, data: Buffer.from(f.entry.data) } })
+      else out.push(f)
+    },
+    ...opts,
+  })
+  for (const c of chunks) d.push(c)
+  expect(d.bufferedBytes).toBe(0)
+  return out
+}
+
+/** Buffers as hex, so deep comparisons of large data stay fast. */
+function plain(frames: Frame[]): unknown {
+  return JSON.parse(
+    JSON.stringify(frames, (_k, v: unknown) =>
+      v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)
+        ? Buffer.from((v as { data: number[] }).data).toString('hex')
+        : v,
+    ),
+  )
+}
+
+function expectCode(fn: () => void, code: PeerErrorCode): PeerProtocolError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(PeerProtocolError)
+    expect((err as PeerProtocolError).code).toBe(code)
+    return err as PeerProtocolError
+  }
+  throw new Error(`expected ${code}`)
+}
+
+describe('peer frame codec: round trips', () => {
+  for (const { name, frame } of fixtures) {
+    it(`${name}: encode → decode`, () => {
+      const bytes = encodeFrameToBuffer(frame)
+      expect(bytes.subarray(0, 4)).toEqual(Buffer.from([0x89, 0x49, 0x48, 0x50]))
+      expect(decodeAll([bytes])).toEqual([frame])
+    })
+
+    it(`${name}: every split offset`, () => {
+      const bytes = encodeFrameToBuffer(frame)
+      const want = plain([frame])
+      for (let i = 0; i <= bytes.length; i++) {
+        expect(plain(decodeAll([bytes.subarray(0, i), bytes.subarray(i)]))).toEqual(want)
+      }
+    })
+  }
+
+  it('two frames in one chunk, and all fixtures back to back in byte-sized pieces', () => {
+    const a = fixtures[6]!.frame
+    const b = fixtures[8]!.frame
+    expect(decodeAll([Buffer.concat([encodeFrameToBuffer(a), encodeFrameToBuffer(b)])])).toEqual([a, b])
+    const all = Buffer.concat(fixtures.map((f) => encodeFrameToBuffer(f.frame)))
+    const pieces: Buffer[] = []
+    for (let i = 0; i < all.length; i += 7) pieces.push(all.subarray(i, i + 7))
+    expect(plain(decodeAll(pieces))).toEqual(plain(fixtures.map((f) => f.frame)))
+  })
+
+  it('classifies frames and reads message epochs', () => {
+    for (const { frame } of fixtures) expect(isControlFrame(frame)).toBe(!isPeerMessage(frame))
+    expect(messageEpoch({ type: 'copy', entry: entry(Buffer.alloc(1), { epoch: 9 }) })).toBe(9)
+    expect(messageEpoch({ type: 'copy-ack', epoch: 4, seq: 1 })).toBe(4)
+  })
+})
+
+describe('peer frame codec: copy data segment', () => {
+  it('sends the data as its own segment, never copied', () => {
+    const data = pattern(65536, 5)
+    const segments = encodeFrame({ type: 'copy', entry: entry(data) })
+    expect(segments).toHaveLength(2)
+    expect(segments[1]).toBe(data)
+    expect(segments[0]!.length).toBeLessThan(200)
+    expect(segments[0]!.readUInt32BE(12)).toBe(65536)
+  })
+
+  it('yields the data as a view into the pushed chunk by default', () => {
+    const bytes = encodeFrameToBuffer({ type: 'copy', entry: entry(pattern(1000, 6)) })
+    let view: Buffer | undefined
+    new FrameDecoder({ onFrame: (f) => f.type === 'copy' && (view = f.entry.data) }).push(bytes)
+    expect(view!.buffer).toBe(bytes.buffer)
+    expect(view!.byteOffset).toBe(bytes.byteOffset + bytes.length - 1000)
+  })
+
+  it('with ownData, the data survives later pushes (small frames copied, big frames assembled in place)', () => {
+    for (const size of [1000, BIG_FRAME_THRESHOLD * 8]) {
+      const data = pattern(size, 7)
+      const bytes = Buffer.concat([
+        encodeFrameToBuffer({ type: 'copy', entry: entry(data, { seq: 1 }) }),
+        encodeFrameToBuffer({ type: 'copy', entry: entry(Buffer.alloc(size, 0xee), { seq: 2 }) }),
+      ])
+      const kept: Buffer[] = []
+      const d = new FrameDecoder({ ownData: true, onFrame: (f) => f.type === 'copy' && kept.push(f.entry.data) })
+      for (let i = 0; i < bytes.length; i += 65536) d.push(Buffer.from(bytes.subarray(i, i + 65536)))
+      expect(kept).toHaveLength(2)
+      expect(kept[0]!.equals(data)).toBe(true)
+      expect(kept[1]!.equals(Buffer.alloc(size, 0xee))).toBe(true)
+      expect(d.bufferedBytes).toBe(0)
+    }
+  })
+
+  it('decodes a 1 MiB copy fed in 64 KiB chunks with a heartbeat behind it in the last chunk', () => {
+    const data = pattern(1 << 20, 8)
+    const hb: Frame = { type: 'heartbeat', epoch: 7, role: 'primary', sentAtMs: 1, journalEntries: 0 }
+    const bytes = Buffer.concat([encodeFrameToBuffer({ type: 'copy', entry: entry(data) }), encodeFrameToBuffer(hb)])
+    const chunks: Buffer[] = []
+    for (let i = 0; i < bytes.length; i += 65536) chunks.push(bytes.subarray(i, i + 65536))
+    const frames = decodeAll(chunks, { ownData: true })
+    expect(frames).toHaveLength(2)
+    expect(frames[0]!.type === 'copy' && frames[0]!.entry.data.equals(data)).toBe(true)
+    expect(frames[1]).toEqual(hb)
+  })
+})
+
+describe('peer frame codec: errors', () => {
+  const hb = encodeFrameToBuffer(fixtures[6]!.frame)
+
+  it('refuses an HTTP request at its first byte (PEER_BAD_MAGIC)', () => {
+    const d = new FrameDecoder({ onFrame: () => {} })
+    const err = expectCode(() => d.push(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), 'PEER_BAD_MAGIC')
+    expect(err.message).toMatch(/HTTP request/)
+    expect(err.refuseReason).toBe('not-peer-protocol')
+    // A single wrong byte is enough.
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(Buffer.from([0x16])), 'PEER_BAD_MAGIC')
+  })
+
+  it('names common foreign protocols in the error', () => {
+    const msg = (b: Buffer): string => {
+      try {
+        new FrameDecoder({ onFrame: () => {} }).push(b)
+      } catch (err) {
+        return (err as Error).message
+      }
+      return ''
+    }
+    expect(msg(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))).toMatch(/TLS handshake/)
+    expect(msg(Buffer.from([0x43, 0x87, 0x00, 0x00, 0x00, 0x00]))).toMatch(/iSCSI login/)
+    expect(msg(Buffer.from([0x89, 0x49, 0x48, 0x00]))).toMatch(/unknown bytes/)
+  })
+
+  it('stays failed: every later push throws the same error', () => {
+    const d = new FrameDecoder({ onFrame: () => {} })
+    const err = expectCode(() => d.push(Buffer.from('SSH-2.0-OpenSSH')), 'PEER_BAD_MAGIC')
+    expect(err.message).toMatch(/SSH/)
+    expect(() => d.push(hb)).toThrow(err)
+    expect(d.failed).toBe(err)
+  })
+
+  it('delivers the frames before a bad one in the same chunk', () => {
+    const got: Frame[] = []
+    const d = new FrameDecoder({ onFrame: (f) => got.push(f) })
+    expectCode(() => d.push(Buffer.concat([hb, Buffer.from('garbage')])), 'PEER_BAD_MAGIC')
+    expect(got).toHaveLength(1)
+  })
+
+  it('PEER_BAD_VERSION as soon as byte 4 arrives', () => {
+    const b = Buffer.from(hb)
+    b[4] = 2
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(b.subarray(0, 5)), 'PEER_BAD_VERSION')
+  })
+
+  it('PEER_BAD_CRC for a flipped header or payload bit', () => {
+    for (const at of [5, 6, 7, 16, 19, 25, hb.length - 1]) {
+      const b = Buffer.from(hb)
+      b[at]! ^= 0x01
+      expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(b), 'PEER_BAD_CRC')
+    }
+  })
+
+  it('PEER_FRAME_TOO_LONG from the header alone, before any payload', () => {
+    const b = Buffer.from(hb.subarray(0, FRAME_HEADER_LENGTH))
+    b.writeUInt32BE(DEFAULT_MAX_FRAME_LENGTH, 12)
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(b), 'PEER_FRAME_TOO_LONG')
+    const copy = encodeFrameToBuffer({ type: 'copy', entry: entry(pattern(5000, 1)) })
+    expectCode(() => new FrameDecoder({ maxFrameLength: 4096, onFrame: () => {} }).push(copy), 'PEER_FRAME_TOO_LONG')
+    expect(() => new FrameDecoder({ maxFrameLength: 3, onFrame: () => {} })).toThrow(RangeError)
+  })
+
+  it('PEER_MALFORMED for well-framed nonsense', () => {
+    const cases: ((b: Buffer) => void)[] = [
+      (b) => (b[5] = 0x7f), // unknown type
+      (b) => (b[6] = 1), // flags
+      (b) => (b[7] = 1), // reserved
+      (b) => (b[FRAME_HEADER_LENGTH + 8] = 9), // heartbeat role code
+      (b) => b.writeUInt32BE(0xffffffff, FRAME_HEADER_LENGTH), // epoch above 2^53
+      (b) => b.writeDoubleBE(Number.NaN, FRAME_HEADER_LENGTH + 9), // sentAtMs
+    ]
+    for (const mutate of cases) {
+      const b = Buffer.from(hb)
+      mutate(b)
+      expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(b)), 'PEER_MALFORMED')
+    }
+    // Trailing payload bytes.
+    const longer = Buffer.concat([hb, Buffer.alloc(1)])
+    longer.writeUInt32BE(hb.readUInt32BE(8) + 1, 8)
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(longer)), 'PEER_MALFORMED')
+    // A data segment on a frame type that has none.
+    const withData = Buffer.concat([hb, Buffer.alloc(4)])
+    withData.writeUInt32BE(4, 12)
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(withData)), 'PEER_MALFORMED')
+    // Invalid UTF-8 in a string.
+    const close = encodeFrameToBuffer({ type: 'close', reason: 'ab' })
+    close[FRAME_HEADER_LENGTH + 1] = 0xff
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(close)), 'PEER_MALFORMED')
+    // A complete frame whose count overruns the payload.
+    const complete = encodeFrameToBuffer({ type: 'complete', epoch: 1, seqs: [1] })
+    complete.writeUInt32BE(2, FRAME_HEADER_LENGTH + 8)
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(complete)), 'PEER_MALFORMED')
+  })
+
+  it("PEER_BAD_CHECKSUM when a copy's data does not match its entry checksum", () => {
+    const data = pattern(4096, 2)
+    const bytes = encodeFrameToBuffer({ type: 'copy', entry: entry(data) })
+    // Corrupt one data byte: the frame CRC (header + payload) still holds, the entry checksum not.
+    bytes[bytes.length - 100]! ^= 0x40
+    const err = expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(bytes), 'PEER_BAD_CHECKSUM')
+    expect(err.refuseReason).toBe('bad-checksum')
+    // A sender that put a wrong checksum in the entry.
+    const wrong = encodeFrameToBuffer({ type: 'copy', entry: entry(data, { checksum: 1234 }) })
+    expectCode(() => new FrameDecoder({ ownData: true, onFrame: () => {} }).push(wrong), 'PEER_BAD_CHECKSUM')
+  })
+
+  it('a non-bytes push is a typed error too', () => {
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push('abc' as unknown as Buffer), 'PEER_MALFORMED')
+  })
+})
+
+describe('peer frame codec: encoder and callback behaviour', () => {
+  it('refuses values the format cannot carry', () => {
+    expect(() => encodeFrame({ type: 'copy-ack', epoch: -1, seq: 0 })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'copy-ack', epoch: 1.5, seq: 0 })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'heartbeat-ack', epoch: 1, echoSentAtMs: Infinity, role: 'primary' })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'handover-request', epoch: 1, to: 'x'.repeat(256) })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'hello', version: 1, clusterId: 'c', nodeName: 'n', nonce: Buffer.alloc(31) })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'heartbeat', epoch: 1, role: 'boss' as 'primary', sentAtMs: 0, journalEntries: 0 })).toThrow(RangeError)
+  })
+
+  it('an exception in onFrame propagates; the bytes behind it are parsed at the next push', () => {
+    const a = encodeFrameToBuffer(fixtures[6]!.frame)
+    const b = encodeFrameToBuffer(fixtures[12]!.frame)
+    const got: string[] = []
+    let thrown = false
+    const d = new FrameDecoder({
+      onFrame: (f) => {
+        got.push(f.type)
+        if (!thrown) {
+          thrown = true
+          throw new Error('listener bug')
+        }
+      },
+    })
+    expect(() => d.push(Buffer.concat([a, b]))).toThrow('listener bug')
+    expect(got).toEqual(['heartbeat'])
+    d.push(Buffer.alloc(0))
+    expect(got).toEqual(['heartbeat', 'copy-nak'])
+  })
+
+  it('push from inside onFrame is parsed after the current frame', () => {
+    const a = encodeFrameToBuffer(fixtures[2]!.frame)
+    const b = encodeFrameToBuffer(fixtures[4]!.frame)
+    const got: string[] = []
+    const d = new FrameDecoder({
+      onFrame: (f) => {
+        got.push(f.type)
+        if (f.type === 'accept') d.push(b)
+      },
+    })
+    d.push(Buffer.concat([a, a]))
+    expect(got).toEqual(['accept', 'accept', 'select', 'select'])
+  })
+})
