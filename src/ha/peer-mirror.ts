@@ -20,6 +20,11 @@ export interface PeerMirrorOptions {
   /** Completion notices are gathered this long (or up to maxBatch) before they are sent. */
   completeBatchMs: number
   maxBatch: number
+  /**
+   * While the primary moves from mirrored to write-through, a failed copy must not fall back
+   * before the drain is recorded on storage: return that wait here (undefined when none).
+   */
+  holdFailures?: () => Promise<void> | undefined
 }
 
 interface Waiting {
@@ -33,6 +38,9 @@ export class PeerMirror implements Mirror {
   private readonly waiting = new Map<number, Waiting>()
   private completedSeqs: number[] = []
   private batchTimer: NodeJS.Timeout | undefined
+  /** Confirmed by the secondary, not yet on storage: the secondary's copy is the second memory. */
+  private readonly committedNotCompleted = new Set<number>()
+  private allCompletedWaiters: Array<() => void> = []
   /** Copies confirmed so far (for status and tests). */
   confirmed = 0
 
@@ -52,8 +60,14 @@ export class PeerMirror implements Mirror {
     return this.nextSeq - 1
   }
 
+  /** Resolves once every confirmed copy has been reported completed. */
+  whenAllCompleted(): Promise<void> {
+    if (this.committedNotCompleted.size === 0) return Promise.resolve()
+    return new Promise((res) => this.allCompletedWaiters.push(res))
+  }
+
   copy(e: Omit<JournalEntry, 'seq' | 'epoch' | 'checksum'>): Promise<number> {
-    if (!this.opts.isHealthy()) return Promise.reject(new MirrorUnavailableError('no healthy secondary'))
+    if (!this.opts.isHealthy()) return this.failLater(new MirrorUnavailableError('no healthy secondary'))
     const seq = this.nextSeq++
     const entry: JournalEntry = { ...e, seq, epoch: this.opts.epoch(), checksum: crc32c(e.data) }
     return new Promise<number>((resolve, reject) => {
@@ -64,6 +78,9 @@ export class PeerMirror implements Mirror {
   }
 
   completed(seq: number): void {
+    if (this.committedNotCompleted.delete(seq) && this.committedNotCompleted.size === 0) {
+      for (const w of this.allCompletedWaiters.splice(0)) w()
+    }
     this.completedSeqs.push(seq)
     if (this.completedSeqs.length >= this.opts.maxBatch) this.flushCompletions()
     else this.batchTimer ??= setTimeout(() => this.flushCompletions(), this.opts.completeBatchMs)
@@ -100,10 +117,17 @@ export class PeerMirror implements Mirror {
     if (!w) return
     this.waiting.delete(seq)
     clearTimeout(w.timer)
-    if (err) w.reject(err)
+    if (err) void this.failLater(err).catch(w.reject)
     else {
       this.confirmed++
+      this.committedNotCompleted.add(seq)
       w.resolve(seq)
     }
+  }
+
+  private async failLater(err: Error): Promise<never> {
+    const hold = this.opts.holdFailures?.()
+    if (hold) await hold
+    throw err
   }
 }

@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core'
 import { BaseCommand, EXIT } from '../../cli/base.js'
 import { loadConfig, defaultConfig, selectNode, isConfigError } from '../../config/index.js'
 import { Controller } from '../../node/controller.js'
+import { HaNode, isPair } from '../../ha/node.js'
 import { createLogger, type LogLevel } from '../../node/log.js'
 
 export default class NodeStart extends BaseCommand {
@@ -9,6 +10,8 @@ export default class NodeStart extends BaseCommand {
   static override description = `Serves the targets of the config file on this node's portal and its admin API, until SIGINT or SIGTERM; then sessions are dropped after their in-flight I/O, data is flushed and files closed.
 
 With no --config it serves the embedded default: one target on 127.0.0.1:3260 with a 1 GiB sparse LUN under ./iscsi-ha-data/, and prints the iSCSI URL to use.
+
+When the config has two nodes and a service address, the node runs as one half of the HA pair: it joins as secondary or becomes primary through the lease on shared storage, and serves on the service address only while primary.
 
 Logs are JSON lines on stderr. The URLs to connect to are printed on stdout (or as JSON with --json).`
   static override examples = [
@@ -25,18 +28,26 @@ Logs are JSON lines on stderr. The URLs to connect to are printed on stdout (or 
   public async run(): Promise<{ node: string; urls: string[]; admin: string }> {
     const { flags } = await this.parse(NodeStart)
     const log = createLogger({ level: flags['log-level'] as LogLevel })
-    let controller: Controller
-    let nodeName: string
+    let running: { stop(): Promise<void> }
+    let result: { node: string; urls: string[]; admin: string }
     try {
       const config = flags.config ? await loadConfig(flags.config) : defaultConfig(flags['data-dir'])
-      nodeName = selectNode(config, flags.node)
-      controller = await Controller.start({ config, nodeName, log })
+      const nodeName = selectNode(config, flags.node)
+      const admin = config.nodes[nodeName]!.admin.text
+      if (isPair(config)) {
+        // Two controllers and a service address: this node is one half of the HA pair.
+        const node = await HaNode.start({ config, nodeName, log })
+        running = node
+        result = { node: nodeName, urls: node.serviceUrls(), admin }
+      } else {
+        const controller = await Controller.start({ config, nodeName, log })
+        running = controller
+        result = { node: nodeName, urls: controller.urls(), admin }
+      }
     } catch (err) {
       if (isConfigError(err)) this.userError(err.message)
       this.environmentError(`cannot start: ${err instanceof Error ? err.message : String(err)}`)
     }
-    const status = controller.status()
-    const result = { node: nodeName, urls: controller.urls(), admin: status.admin }
     if (this.jsonEnabled()) this.logJson(result)
     else for (const url of result.urls) this.log(url)
     await new Promise<void>((resolve) => {
@@ -44,7 +55,7 @@ Logs are JSON lines on stderr. The URLs to connect to are printed on stdout (or 
         log.info('signal received, stopping', { signal })
         process.off('SIGINT', onInt)
         process.off('SIGTERM', onTerm)
-        void controller.stop().then(resolve)
+        void running.stop().then(resolve)
       }
       const onInt = (): void => stop('SIGINT')
       const onTerm = (): void => stop('SIGTERM')
