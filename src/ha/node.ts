@@ -18,6 +18,7 @@ import { FileLeaseStore, leasePathFor } from './lease-store.js'
 import { MirroredDevice } from './mirrored-device.js'
 import { PeerMirror } from './peer-mirror.js'
 import { DrainMarker } from './drain-marker.js'
+import { SlowStorage, storageDelayMs } from './fault.js'
 import { initialRoleState, step, type RoleAction, type RoleEvent, type RoleState } from './roles.js'
 import type { HostConnection, LunKey, PeerMessage } from './types.js'
 import type { PeerStatusReport, TakeoverRecord } from './status.js'
@@ -416,9 +417,11 @@ export class HaNode {
 
   private async startServing(): Promise<void> {
     if (this.state.role !== 'primary') return
+    const delay = storageDelayMs()
+    if (delay > 0) this.log.warn('fault injection: storage writes delayed', { ms: delay })
     for (const d of this.devices) {
       d.inner = new MirroredDevice({
-        backend: d.backend, key: d.key, mirror: () => this.mirror, maxPendingBytes: this.opts.config.journal.maxBytes,
+        backend: delay > 0 ? new SlowStorage(d.backend, delay) : d.backend, key: d.key, mirror: () => this.mirror, maxPendingBytes: this.opts.config.journal.maxBytes,
         context: () => currentCommand(), syncWriteThrough: true,
         onBackendError: (err) => this.log.error('storage write failed; retrying', { lun: `${d.key.target}/${d.key.lun}`, error: String(err) }),
       })
