@@ -19,7 +19,7 @@ import { MirroredDevice } from './mirrored-device.js'
 import { PeerMirror } from './peer-mirror.js'
 import { DrainMarker } from './drain-marker.js'
 import { SlowStorage, storageDelayMs } from './fault.js'
-import { initialRoleState, step, type RoleAction, type RoleEvent, type RoleState } from './roles.js'
+import { canServe, initialRoleState, step, type RoleAction, type RoleEvent, type RoleState } from './roles.js'
 import type { HostConnection, LunKey, PeerMessage } from './types.js'
 import type { PeerStatusReport, TakeoverRecord } from './status.js'
 import { createHash } from 'node:crypto'
@@ -35,7 +35,8 @@ export interface HaNodeOptions {
 class GatedDevice implements BlockDevice {
   inner: MirroredDevice | undefined
 
-  constructor(readonly backend: FileBackend, readonly key: LunKey) {}
+  /** `mayServe` is checked on every write: a primary past its lease deadline writes nothing. */
+  constructor(readonly backend: FileBackend, readonly key: LunKey, private readonly mayServe: () => boolean) {}
 
   get sizeBytes(): number {
     return this.backend.sizeBytes
@@ -51,6 +52,7 @@ class GatedDevice implements BlockDevice {
   }
 
   write(offset: number, data: Buffer, opts: { fua: boolean }): Promise<void> {
+    if (!this.mayServe()) return Promise.reject(new Error(`${this.key.target}/${this.key.lun}: lease deadline passed`))
     return this.live().write(offset, data, opts)
   }
 
@@ -167,7 +169,7 @@ export class HaNode {
     this.controller = await Controller.start({
       config, nodeName, log, serveOnStart: false,
       wrapDevice: (backend, key) => {
-        const d = new GatedDevice(backend, key)
+        const d = new GatedDevice(backend, key, () => canServe(this.state, this.now()) && !this.lease.mustFence(this.now()))
         this.devices.push(d)
         return d
       },

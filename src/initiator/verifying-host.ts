@@ -78,6 +78,8 @@ export class VerifyingHost {
   private readonly isid: string
   private readonly findings: Pick<VerifyReport, 'lost' | 'torn' | 'invented'> = { lost: [], torn: [], invented: [] }
   private verifiedReconnects = 0
+  /** Time spent reading everything back after reconnects: ours, not the storage's pause. */
+  private verifyingMs = 0
 
   constructor(private readonly opts: VerifyingHostOptions) {
     this.units = Array.from({ length: opts.units }, () => ({ acknowledged: 0, maxSent: 0, inFlight: false }))
@@ -137,7 +139,8 @@ export class VerifyingHost {
 
   private completed(): void {
     const now = Date.now()
-    const gap = now - this.lastCompletionAt
+    const gap = now - this.lastCompletionAt - this.verifyingMs
+    this.verifyingMs = 0
     if (gap > this.longestPause) this.longestPause = gap
     if (gap > 200) this.pauses.push(gap)
     this.lastCompletionAt = now
@@ -165,6 +168,7 @@ export class VerifyingHost {
           })
           const reconnect = this.acked > 0 || attempt > 1
           if (reconnect && this.opts.verifyOnReconnect) {
+            const verifyStart = Date.now()
             const found = await this.check(conn).catch((err: unknown) => {
               conn.destroy()
               throw err
@@ -173,6 +177,7 @@ export class VerifyingHost {
             this.findings.torn.push(...found.torn)
             this.findings.invented.push(...found.invented)
             this.verifiedReconnects++
+            this.verifyingMs += Date.now() - verifyStart
             this.opts.onEvent?.({ type: 'verified', at: Date.now(), lost: found.lost.length, torn: found.torn.length, invented: found.invented.length })
           }
           if (reconnect) this.reconnects++
