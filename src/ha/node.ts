@@ -80,6 +80,9 @@ class GatedDevice implements BlockDevice {
 
 type MirrorMode = 'off' | 'syncing' | 'on' | 'degrading'
 
+/** Seconds the kernel keeps the service address without a refresh from the live primary. */
+const ADDRESS_LIFETIME_S = 2
+
 export class HaNode {
   private state: RoleState = initialRoleState()
   private readonly self: NodeConfig
@@ -128,6 +131,7 @@ export class HaNode {
       ip: config.service.address.host,
       ...(config.service.interface ? { interface: config.service.interface } : {}),
       prefix: config.service.prefix,
+      lifetimeS: ADDRESS_LIFETIME_S,
     })
   }
 
@@ -231,6 +235,12 @@ export class HaNode {
 
     this.every(25, () => this.dispatch({ type: 'tick', at: this.now() }))
     this.every(250, () => this.shareState())
+    // The live primary keeps its address alive; a dead process lets the kernel drop it.
+    this.every((ADDRESS_LIFETIME_S * 1000) / 4, () => {
+      if (this.state.role === 'primary' && this.state.serving) {
+        this.address.refresh().catch((err) => this.log.warn('could not refresh the service address', { error: String(err) }))
+      }
+    })
     this.dispatch({ type: 'start', at: this.now() })
     log.info('ha node started', { node: nodeName, peer: this.peer.name, service: this.service.text, lease: leasePath })
   }
@@ -437,7 +447,8 @@ export class HaNode {
     await this.controller.listen(this.service.host, this.service.port)
     await this.controller.listen(this.self.portal.host, this.self.portal.port)
     const iface = this.opts.config.service?.interface
-    if (iface) void gratuitousArp({ ip: this.service.host, interface: iface, count: 3, intervalS: 0.2 })
+    // Announce until the old owner's address has surely expired (a dead process stops renewing it).
+    if (iface) void gratuitousArp({ ip: this.service.host, interface: iface, count: ADDRESS_LIFETIME_S * 5 + 1, intervalS: 0.2 })
     if (this.lastTakeover && this.takeoverStartedAt !== undefined && this.lastTakeover.pauseMs === 0) {
       this.lastTakeover.pauseMs = Math.max(0, Math.round(Date.now() - this.takeoverStartedAt))
     }

@@ -9,6 +9,12 @@ export interface ServiceAddressOptions {
   /** Interface to add the address to; absent means the address is already local (loopback). */
   interface?: string
   prefix?: number
+  /**
+   * Seconds the kernel keeps the address unless it is refreshed. A controller whose process
+   * dies while its machine lives stops refreshing, and the kernel drops the address by itself:
+   * the dead process cannot keep answering for it. 0: forever (no refresh needed).
+   */
+  lifetimeS?: number
   /** Runs `ip` (injected in tests). */
   run?: (cmd: string, args: string[]) => Promise<{ stdout: string }>
 }
@@ -45,19 +51,32 @@ export class ServiceAddress {
     return links.some((l) => (l.addr_info ?? []).some((a) => a.local === this.opts.ip))
   }
 
-  /** Add the address (idempotent). */
+  /** Add the address, or renew its lifetime when it is there already (idempotent). */
   async assume(): Promise<void> {
-    if (!this.opts.interface || (await this.isHeld())) return
-    const family = this.opts.ip.includes(':') ? 128 : 32
+    if (!this.opts.interface) return
+    // replace: adds the address, or renews the lifetime of one that is there.
+    await this.run('ip', ['addr', 'replace', `${this.opts.ip}/${this.prefixLength}`, 'dev', this.opts.interface, ...this.lifetimeArgs()])
+  }
+
+  /** Keep a held address alive (call every lifetime/3 or so while serving). */
+  async refresh(): Promise<void> {
+    if (!this.opts.interface || !this.opts.lifetimeS) return
+    await this.assume()
+  }
+
+  private get prefixLength(): number {
+    return this.opts.prefix ?? (this.opts.ip.includes(':') ? 128 : 32)
+  }
+
+  private lifetimeArgs(): string[] {
+    const life = this.opts.lifetimeS ? ['valid_lft', String(this.opts.lifetimeS), 'preferred_lft', String(this.opts.lifetimeS)] : []
     // nodad: an IPv6 address must be usable at once, not after duplicate detection.
-    const extra = this.opts.ip.includes(':') ? ['nodad'] : []
-    await this.run('ip', ['addr', 'add', `${this.opts.ip}/${this.opts.prefix ?? family}`, 'dev', this.opts.interface, ...extra])
+    return this.opts.ip.includes(':') ? [...life, 'nodad'] : life
   }
 
   /** Drop the address (idempotent): a controller that stops serving must not answer for it. */
   async release(): Promise<void> {
     if (!this.opts.interface || !(await this.isHeld())) return
-    const family = this.opts.ip.includes(':') ? 128 : 32
-    await this.run('ip', ['addr', 'del', `${this.opts.ip}/${this.opts.prefix ?? family}`, 'dev', this.opts.interface])
+    await this.run('ip', ['addr', 'del', `${this.opts.ip}/${this.prefixLength}`, 'dev', this.opts.interface])
   }
 }
