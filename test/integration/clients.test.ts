@@ -126,6 +126,37 @@ describe.skipIf(skip)('CHAP', () => {
   })
 })
 
+describe.skipIf(skip)('mutual CHAP with libiscsi', () => {
+  let node: RunningNode
+  beforeAll(async () => {
+    node = await startNode({
+      iqn: 'iqn.2026-11.io.iscsi-ha:mutual',
+      targetExtra: '    chap:\n      user: alice\n      secret: a-12-char-secret\n      mutual_user: disk-target\n      mutual_secret: the-target-secret',
+    })
+  })
+  afterAll(async () => {
+    await node?.cleanup()
+  })
+
+  const withTarget = (password: string) =>
+    execa('iscsi-inq', [node.url(0, 'alice%a-12-char-secret')], {
+      reject: false, all: true, timeout: 30_000,
+      env: { LIBISCSI_CHAP_TARGET_USERNAME: 'disk-target', LIBISCSI_CHAP_TARGET_PASSWORD: password },
+    })
+
+  it('logs in when the target proves the mutual secret', async () => {
+    const r = await withTarget('the-target-secret')
+    expect(r.exitCode, r.all).toBe(0)
+    expect(r.stdout).toContain('Vendor:ISCSI-HA')
+  })
+
+  it('is refused by the initiator when it expects another target secret', async () => {
+    const r = await withTarget('not-the-target-secret')
+    expect(r.exitCode).not.toBe(0)
+    expect(r.stdout).not.toContain('Vendor:ISCSI-HA')
+  })
+})
+
 describe.skipIf(skip)('digests', () => {
   let node: RunningNode
   beforeAll(async () => {
