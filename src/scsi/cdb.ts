@@ -1,7 +1,7 @@
 // CDB field helpers shared by the handlers and the data-out planners.
 
 import type { LuContext } from './context.js'
-import { invalidFieldInCdb, lbaOutOfRange, writeProtected } from './sense.js'
+import { invalidFieldInCdb, lbaOutOfRange, softwareWriteProtected, writeProtected } from './sense.js'
 
 /** Largest LBA high word for which hi * 2^32 + lo stays an exact double (2^53). */
 const MAX_SAFE_HI = 0x1fffff
@@ -71,6 +71,7 @@ export function checkNoProtect(cdb: Buffer): void {
 
 export function checkWritable(lu: LuContext): void {
   if (lu.readOnly) throw writeProtected()
+  if (lu.modes.softwareWriteProtect) throw softwareWriteProtected()
 }
 
 /** NACA and LINK in the CONTROL byte (last CDB byte) are not supported. */

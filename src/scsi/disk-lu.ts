@@ -4,12 +4,19 @@
 // (→ its sense data) or anything else (→ HARDWARE ERROR / INTERNAL TARGET FAILURE, logged).
 
 import { checkControlByte } from './cdb.js'
+import { MediumState, mediumNotPresent } from './commands/medium.js'
+import { SanitizeState } from './commands/sanitize.js'
+import { CopyRegistry } from './commands/xcopy.js'
 import type { LuContext, ScsiLogger } from './context.js'
 import { completeIdentity, validateIdentity, type LuIdentity, type LuIdentityInput } from './identity.js'
 import { buildVpdPages, standardInquiry } from './inquiry.js'
+import { defaultLimits, type BlockLimits } from './limits.js'
 import { ModePages } from './mode-pages.js'
-import { exemptFromUnitAttention, lookupCommand } from './opcodes.js'
-import { Asc, ScsiError, internalTargetFailure, invalidFieldInCdb } from './sense.js'
+import { RangeLock } from './range-lock.js'
+import { lookupCommand, type CommandDef } from './opcodes.js'
+import type { ReservationStore } from './reservation-store.js'
+import { portMatches, ReservationState, type PortIds, type ProutOutcome } from './reservations.js'
+import { Asc, ReservationConflictError, ScsiError, SenseKey, internalTargetFailure, invalidFieldInCdb } from './sense.js'
 import {
   ScsiStatus,
   type BlockDevice,
@@ -28,6 +35,11 @@ export interface DiskLogicalUnitOptions {
   device: BlockDevice
   /** vendor/product/revision default to 'ISCSI-HA' / 'VIRTUAL-DISK' / '0001'. */
   identity: LuIdentityInput
+  /**
+   * Removable medium (INQUIRY RMB=1): START STOP UNIT ejects and loads it, PREVENT ALLOW MEDIUM
+   * REMOVAL holds it. Default false: a fixed disk.
+   */
+  removable?: boolean
   /** Writes fail with DATA PROTECT / WRITE PROTECTED; MODE SENSE reports WP. */
   readOnly?: boolean
   /** Initial (and default) WCE of the caching mode page. When WCE=0 every write is FUA. */
@@ -41,6 +53,18 @@ export interface DiskLogicalUnitOptions {
   /** OPTIMAL TRANSFER LENGTH in bytes (rounded down to blocks). Default 0: not reported. */
   optimalTransferBytes?: number
   log?: ScsiLogger
+  /**
+   * Where reservation state is saved on every change (APTPL file, HA replication). Without it
+   * reservations live in memory only and REPORT CAPABILITIES still offers APTPL.
+   */
+  reservationStore?: ReservationStore
+  /**
+   * EXTENDED COPY between units: the unit of the node whose NAA designator is `naa`. Without
+   * it a unit copies within itself only.
+   */
+  copyTargets?: (naa: Buffer) => LuContext | undefined
+  /** PREEMPT AND ABORT: the transport should abort the tasks of these initiator ports. */
+  onPreempted?: (ports: PortIds[]) => void
 }
 
 export class LuConfigError extends Error {
@@ -54,6 +78,7 @@ export const DEFAULT_MAX_TRANSFER_BYTES = 8 * 1024 * 1024
 
 const NONE: DataOutPlan = Object.freeze({ kind: 'none' })
 const TASK_ABORTED: ScsiResult = Object.freeze({ status: ScsiStatus.TaskAborted })
+const RESERVATION_CONFLICT: ScsiResult = Object.freeze({ status: ScsiStatus.ReservationConflict })
 
 const consoleLogger: ScsiLogger = {
   error: (msg, meta) => console.error(msg, meta ?? ''),
@@ -72,11 +97,13 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
   readonly lun: number
   readonly blockSize: number
   readonly blockShift: number
-  readonly capacityBlocks: number
+  capacityBlocks: number
   readonly physicalBlockExponent: number
   readonly maxTransferBlocks: number
   readonly optimalTransferBlocks: number
   readonly device: BlockDevice
+  readonly limits: BlockLimits
+  readonly locks = new RangeLock()
   readonly identity: LuIdentity
   readonly readOnly: boolean
   readonly modes: ModePages
@@ -84,7 +111,15 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
   readonly standardInquiry: Buffer
   readonly vpdPages: ReadonlyMap<number, Buffer>
   readonly log: ScsiLogger
+  readonly reservations: ReservationState
+  readonly copies = new CopyRegistry()
+  readonly sanitize = new SanitizeState()
+  readonly medium: MediumState
+  private readonly copyTargets: ((naa: Buffer) => LuContext | undefined) | undefined
   private readonly luns: () => number[]
+  private readonly reservationStore: ReservationStore | undefined
+  private readonly onPreempted: ((ports: PortIds[]) => void) | undefined
+  private reservationChain: Promise<unknown> = Promise.resolve()
 
   constructor(opts: DiskLogicalUnitOptions) {
     const bs = opts.blockSize ?? 512
@@ -113,10 +148,16 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
     this.maxTransferBlocks = maxBlocks
     this.optimalTransferBlocks = optBlocks
     this.device = opts.device
+    this.limits = defaultLimits(bs, maxBlocks, physical / bs)
     this.identity = identity
     this.readOnly = opts.readOnly ?? false
     this.modes = new ModePages({ writeCache: opts.writeCache })
     this.log = opts.log ?? consoleLogger
+    this.reservations = new ReservationState(identity.relativeTargetPortId)
+    this.reservationStore = opts.reservationStore
+    this.onPreempted = opts.onPreempted
+    this.copyTargets = opts.copyTargets
+    this.medium = new MediumState(opts.removable ?? false)
     const lun = opts.lun
     this.luns = opts.lunsOfTarget ?? (() => [lun])
     this.standardInquiry = standardInquiry(this)
@@ -132,6 +173,64 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
 
   lunsOfTarget(): number[] {
     return this.luns()
+  }
+
+  findCopyTarget(naa: Buffer): LuContext | undefined {
+    return this.copyTargets?.(naa)
+  }
+
+  /** Load the saved reservation state (APTPL), if the store has one. Call once, before serving. */
+  async loadReservations(): Promise<void> {
+    const saved = await this.reservationStore?.load()
+    if (saved !== undefined) this.reservations.restore({ ...saved, legacyHolder: null })
+  }
+
+  changeReservations(by: Nexus, change: (pr: ReservationState) => ProutOutcome | boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      const before = this.reservationStore === undefined ? undefined : this.reservations.snapshot()
+      const out = change(this.reservations)
+      const outcome: ProutOutcome = typeof out === 'boolean' ? { changed: out, unitAttentions: [], preempted: [] } : out
+      if (!outcome.changed) return
+      if (this.reservationStore !== undefined) {
+        try {
+          await this.reservationStore.save(this.reservations.snapshot())
+        } catch (e) {
+          this.reservations.restore(before!)
+          throw e
+        }
+      }
+      for (const ua of outcome.unitAttentions) {
+        this.unitAttentions.establishWhere(ua.code, (n) => portMatches(ua.to, n), by)
+      }
+      if (outcome.preempted.length > 0) this.onPreempted?.(outcome.preempted)
+    }
+    const p = this.reservationChain.then(run)
+    this.reservationChain = p.catch(() => undefined)
+    return p
+  }
+
+  /** A change made outside a command (reset, nexus loss): saved in the background. */
+  private reservationsChangedBehind(): void {
+    const store = this.reservationStore
+    if (store === undefined) return
+    const p = this.reservationChain.then(() => store.save(this.reservations.snapshot()))
+    this.reservationChain = p.catch((e: unknown) => {
+      this.log.error('saving reservation state failed', { lun: this.lun, error: String(e) })
+    })
+  }
+
+  /**
+   * The device grew (a LUN grown in the config; the storage already has the new size): the
+   * new capacity is served and every I_T nexus gets CAPACITY DATA HAS CHANGED. Returns false
+   * when the capacity is what it was. A device that shrank is refused (data would vanish).
+   */
+  capacityChanged(): boolean {
+    const blocks = Math.floor(this.device.sizeBytes / this.blockSize)
+    if (blocks === this.capacityBlocks) return false
+    if (blocks < this.capacityBlocks) throw new LuConfigError(`device shrank from ${this.capacityBlocks} to ${blocks} blocks`)
+    this.capacityBlocks = blocks
+    this.unitAttentions.establishForAll(Asc.CapacityDataHasChanged)
+    return true
   }
 
   modeParametersChanged(by: Nexus): void {
@@ -160,15 +259,35 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
     const cdb = req.cdb
     if (req.signal?.aborted) return TASK_ABORTED
     try {
-      if (exemptFromUnitAttention(cdb[0])) {
+      // A pending unit attention is reported before anything else is checked, an unsupported
+      // opcode included; the commands that do not report unit attentions leave them pending.
+      let def: CommandDef | undefined
+      let unsupported: unknown
+      try {
+        def = lookupCommand(cdb)
+      } catch (e) {
+        unsupported = e
+      }
+      if (def !== undefined && !def.reportsUnitAttention) {
         this.unitAttentions.touch(req.nexus)
       } else {
         const ua = this.unitAttentions.take(req.nexus)
         if (ua !== undefined) return unitAttentionResult(ua)
       }
-      const def = lookupCommand(cdb)
+      if (def === undefined) throw unsupported
       if (cdb.length < def.cdbLength) throw invalidFieldInCdb(0, 7)
       checkControlByte(cdb, def.cdbLength)
+      if (this.reservations.conflicts(req.nexus, def.access)) return RESERVATION_CONFLICT
+      if (def.needsMedium && !this.medium.present) throw mediumNotPresent()
+      if ((this.sanitize.running || this.sanitize.failed) && def.access !== 'info') {
+        // SBC-3 §4.11: while a sanitize runs only INQUIRY, REPORT LUNS, REQUEST SENSE (and the
+        // REPORT SUPPORTED commands) are processed; after a failed one medium access fails until
+        // EXIT FAILURE MODE.
+        if (this.sanitize.running) throw ScsiError.of(SenseKey.NotReady, Asc.NotReadySanitizeInProgress)
+        if (!(cdb[0] === 0x48 && (cdb[1] & 0x1f) === 0x1f) && def.access !== 'pr' && def.access !== 'status') {
+          throw ScsiError.of(SenseKey.MediumError, Asc.SanitizeCommandFailed)
+        }
+      }
       return await def.run(this, req)
     } catch (e) {
       return this.failure(e, cdb)
@@ -192,14 +311,21 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
           ? Asc.PowerOnResetOrBusDeviceReset
           : Asc.PowerOnOccurred
     this.unitAttentions.establishReset(code)
+    this.medium.reset()
+    // SPC-2 reservations end with a reset; persistent reservations do not (SPC-4 §5.14.1).
+    if (this.reservations.reset()) this.reservationsChangedBehind()
   }
 
   nexusLost(nexus: Nexus): void {
     this.unitAttentions.drop(nexus)
+    this.copies.forget(nexus)
+    this.medium.nexusLost(nexus)
+    if (this.reservations.nexusLost(nexus)) this.reservationsChangedBehind()
   }
 
   private failure(e: unknown, cdb: Buffer): ScsiResult {
     if (e instanceof ScsiError) return e.toResult()
+    if (e instanceof ReservationConflictError) return RESERVATION_CONFLICT
     this.log.error('internal error executing SCSI command', {
       lun: this.lun,
       opcode: cdb.length > 0 ? `0x${cdb[0].toString(16).padStart(2, '0')}` : 'none',

@@ -31,3 +31,18 @@ export {
 } from './sense.js'
 export { UnitAttentions, unitAttentionSense } from './unit-attention.js'
 export { targetPortName } from './inquiry.js'
+export {
+  ReservationState,
+  PrType,
+  ProutAction,
+  portMatches,
+  transportId,
+  parseTransportId,
+  type Access,
+  type PortIds,
+  type ProutRequest,
+  type ProutOutcome,
+  type ReservationSnapshot,
+} from './reservations.js'
+export type { ReservationStore } from './reservation-store.js'
+export { canDiscard, type DiscardCapable, type ByteRange } from './provisioning.js'

@@ -3,11 +3,13 @@
 
 import type { LuContext } from './context.js'
 import { putAscii } from './cdb.js'
+import { thirdPartyCopyPage } from './commands/xcopy.js'
 
 export const enum VpdPage {
   SupportedPages = 0x00,
   UnitSerialNumber = 0x80,
   DeviceIdentification = 0x83,
+  ThirdPartyCopy = 0x8f,
   BlockLimits = 0xb0,
   BlockDeviceCharacteristics = 0xb1,
   LogicalBlockProvisioning = 0xb2,
@@ -17,6 +19,7 @@ export const SUPPORTED_VPD_PAGES: readonly number[] = [
   VpdPage.SupportedPages,
   VpdPage.UnitSerialNumber,
   VpdPage.DeviceIdentification,
+  VpdPage.ThirdPartyCopy,
   VpdPage.BlockLimits,
   VpdPage.BlockDeviceCharacteristics,
   VpdPage.LogicalBlockProvisioning,
@@ -31,11 +34,11 @@ const STANDARD_LENGTH = 96
 export function standardInquiry(lu: LuContext): Buffer {
   const b = Buffer.alloc(STANDARD_LENGTH)
   b[0] = 0x00 // peripheral qualifier 0 (connected), device type 0 (direct access block)
-  b[1] = 0x00 // RMB=0: not removable
+  b[1] = lu.medium.removable ? 0x80 : 0x00 // RMB
   b[2] = 0x06 // VERSION: SPC-4
   b[3] = 0x12 // HISUP=1, RESPONSE DATA FORMAT=2
   b[4] = STANDARD_LENGTH - 5
-  b[5] = 0x00 // SCCS=0 ACC=0 TPGS=0 3PC=0 PROTECT=0
+  b[5] = 0x08 // SCCS=0 ACC=0 TPGS=0 3PC=1 (EXTENDED COPY) PROTECT=0
   b[6] = 0x00 // ENCSERV=0 MULTIP=0
   b[7] = 0x02 // CMDQUE=1
   putAscii(b, 8, 8, lu.identity.vendor)
@@ -128,24 +131,43 @@ function deviceIdentification(lu: LuContext): Buffer {
 
 function blockLimits(lu: LuContext): Buffer {
   const b = Buffer.alloc(0x3c)
-  // Offsets below are page offsets minus the 4-byte header.
-  // byte 4 WSNZ=0; byte 5 MAXIMUM COMPARE AND WRITE LENGTH=0 (not supported)
+  const l = lu.limits
+  // Offsets below are page offsets minus the 4-byte header. Byte 4: WSNZ=0 (WRITE SAME with
+  // zero blocks writes to the end of the medium).
+  b[5 - 4] = l.maxCompareAndWriteBlocks
   b.writeUInt16BE(1 << lu.physicalBlockExponent, 6 - 4) // OPTIMAL TRANSFER LENGTH GRANULARITY
   b.writeUInt32BE(lu.maxTransferBlocks, 8 - 4) // MAXIMUM TRANSFER LENGTH
   b.writeUInt32BE(lu.optimalTransferBlocks, 12 - 4) // OPTIMAL TRANSFER LENGTH
-  // MAXIMUM PREFETCH, UNMAP limits, WRITE SAME length, atomic limits: 0 (not supported yet)
+  b.writeUInt32BE(l.maxPrefetchBlocks, 16 - 4) // MAXIMUM PREFETCH LENGTH
+  b.writeUInt32BE(l.maxUnmapBlocks, 20 - 4) // MAXIMUM UNMAP LBA COUNT
+  b.writeUInt32BE(l.maxUnmapDescriptors, 24 - 4) // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+  b.writeUInt32BE(l.unmapGranularity, 28 - 4) // OPTIMAL UNMAP GRANULARITY
+  b.writeUInt32BE(0x8000_0000, 32 - 4) // UGAVALID=1, UNMAP GRANULARITY ALIGNMENT=0
+  b.writeUInt32BE(Math.floor(l.maxWriteSameBlocks / 0x1_0000_0000), 36 - 4) // MAXIMUM WRITE SAME LENGTH
+  b.writeUInt32BE(l.maxWriteSameBlocks >>> 0, 40 - 4)
+  b.writeUInt32BE(l.maxAtomicBlocks, 44 - 4) // MAXIMUM ATOMIC TRANSFER LENGTH
+  b.writeUInt32BE(l.atomicAlignment, 48 - 4) // ATOMIC ALIGNMENT
+  b.writeUInt32BE(l.atomicGranularity, 52 - 4) // ATOMIC TRANSFER LENGTH GRANULARITY
+  // Atomic boundaries are not supported: MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY
+  // and MAXIMUM ATOMIC BOUNDARY SIZE stay 0.
   return b
 }
 
 function blockDeviceCharacteristics(): Buffer {
   const b = Buffer.alloc(0x3c)
   b.writeUInt16BE(0x0001, 0) // MEDIUM ROTATION RATE: non-rotating medium
+  b[7 - 4] = 0x40 // WABEREQ=01b: reads after SANITIZE BLOCK ERASE succeed (zeros); WACEREQ=0
   return b
 }
 
 function logicalBlockProvisioning(): Buffer {
-  // THRESHOLD EXPONENT 0; LBPU=0 LBPWS=0 LBPWS10=0 LBPRZ=0 ANC_SUP=0 DP=0; PROVISIONING TYPE 0.
-  return Buffer.alloc(4)
+  const b = Buffer.alloc(4)
+  // THRESHOLD EXPONENT 0 (no thresholds).
+  // LBPU=1 (UNMAP), LBPWS=1 (WRITE SAME(16) UNMAP), LBPWS10=1, LBPRZ=1 (deallocated blocks read
+  // zeros), ANC_SUP=0, DP=0 (no provisioning group descriptor).
+  b[1] = 0x80 | 0x40 | 0x20 | 0x04
+  b[2] = 0x02 // PROVISIONING TYPE: thin provisioned
+  return b
 }
 
 /** Every VPD page, keyed by page code. */
@@ -154,6 +176,7 @@ export function buildVpdPages(lu: LuContext): Map<number, Buffer> {
   pages.set(VpdPage.SupportedPages, vpd(VpdPage.SupportedPages, Buffer.from(SUPPORTED_VPD_PAGES)))
   pages.set(VpdPage.UnitSerialNumber, vpd(VpdPage.UnitSerialNumber, Buffer.from(lu.identity.serial, 'latin1')))
   pages.set(VpdPage.DeviceIdentification, vpd(VpdPage.DeviceIdentification, deviceIdentification(lu)))
+  pages.set(VpdPage.ThirdPartyCopy, vpd(VpdPage.ThirdPartyCopy, thirdPartyCopyPage(lu)))
   pages.set(VpdPage.BlockLimits, vpd(VpdPage.BlockLimits, blockLimits(lu)))
   pages.set(VpdPage.BlockDeviceCharacteristics, vpd(VpdPage.BlockDeviceCharacteristics, blockDeviceCharacteristics()))
   pages.set(VpdPage.LogicalBlockProvisioning, vpd(VpdPage.LogicalBlockProvisioning, logicalBlockProvisioning()))

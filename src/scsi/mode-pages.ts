@@ -5,7 +5,7 @@
 // Supported pages, none with subpages:
 //   0x01 Read-Write Error Recovery   nothing changeable
 //   0x08 Caching                     WCE changeable (the only changeable bit)
-//   0x0A Control                     nothing changeable (D_SENSE=0: fixed-format sense only)
+//   0x0A Control                     SWP changeable (software write protect; D_SENSE=0: fixed-format sense only)
 //   0x1C Informational Exceptions    nothing changeable
 //
 // Current values are shared by all I_T nexuses and survive resets (see DiskLogicalUnit.reset).
@@ -36,6 +36,8 @@ interface PageDef {
 }
 
 const WCE = 0x04
+/** Control page byte 4: SOFTWARE WRITE PROTECT. */
+const SWP = 0x08
 
 function page(code: number, body: number[]): Buffer {
   const b = Buffer.alloc(2 + body.length)
@@ -64,10 +66,12 @@ function pageDefs(writeCache: boolean): PageDef[] {
   }
   const cachingChangeable = none(caching)
   cachingChangeable[2] = WCE
+  const controlChangeable = none(control)
+  controlChangeable[4] = SWP
   return [
     { code: ModePageCode.ReadWriteErrorRecovery, defaults: rwer, changeable: none(rwer) },
     { code: ModePageCode.Caching, defaults: caching, changeable: cachingChangeable },
-    { code: ModePageCode.Control, defaults: control, changeable: none(control) },
+    { code: ModePageCode.Control, defaults: control, changeable: controlChangeable },
     { code: ModePageCode.InformationalExceptions, defaults: iec, changeable: none(iec) },
   ]
 }
@@ -96,6 +100,11 @@ export class ModePages {
   /** Write cache enabled (caching page WCE). When false every write is issued with FUA. */
   get writeCacheEnabled(): boolean {
     return this.wce
+  }
+
+  /** Software write protect (control page SWP): the medium refuses writes while set. */
+  get softwareWriteProtect(): boolean {
+    return (this.current.get(ModePageCode.Control)![4] & SWP) !== 0
   }
 
   /** True when `code` names a page (or 0x3F, all pages) this unit has. */

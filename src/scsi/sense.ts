@@ -13,6 +13,7 @@ export const enum SenseKey {
   IllegalRequest = 0x5,
   UnitAttention = 0x6,
   DataProtect = 0x7,
+  CopyAborted = 0xa,
   AbortedCommand = 0xb,
   Miscompare = 0xe,
 }
@@ -20,19 +21,40 @@ export const enum SenseKey {
 /** Additional sense code and qualifier pairs used by the engine, as (ASC << 8) | ASCQ. */
 export const enum Asc {
   NoAdditionalSense = 0x0000,
+  OperationInProgress = 0x0016,
+  NotReadySanitizeInProgress = 0x041b,
+  UnreachableCopyTarget = 0x0804,
+  CopyTargetDeviceNotReachable = 0x0d02,
   ParameterListLengthError = 0x1a00,
   MiscompareDuringVerify = 0x1d00,
   InvalidCommandOperationCode = 0x2000,
   LbaOutOfRange = 0x2100,
+  NotReadyToReadyChange = 0x2800,
   InvalidFieldInCdb = 0x2400,
   InvalidFieldInParameterList = 0x2600,
+  InvalidReleaseOfPersistentReservation = 0x2604,
+  TooManyTargetDescriptors = 0x2606,
+  UnsupportedTargetDescriptorTypeCode = 0x2607,
+  TooManySegmentDescriptors = 0x2608,
+  UnsupportedSegmentDescriptorTypeCode = 0x2609,
+  InlineDataLengthExceeded = 0x260b,
   WriteProtected = 0x2700,
+  SoftwareWriteProtected = 0x2702,
   PowerOnResetOrBusDeviceReset = 0x2900,
   PowerOnOccurred = 0x2901,
   BusDeviceResetFunctionOccurred = 0x2903,
   ModeParametersChanged = 0x2a01,
+  ReservationsPreempted = 0x2a03,
+  ReservationsReleased = 0x2a04,
+  RegistrationsPreempted = 0x2a05,
+  CapacityDataHasChanged = 0x2a09,
+  MediumFormatCorrupted = 0x3100,
+  MediumNotPresent = 0x3a00,
+  MediumRemovalPrevented = 0x5302,
+  SanitizeCommandFailed = 0x3103,
   SavingParametersNotSupported = 0x3900,
   InternalTargetFailure = 0x4400,
+  InsufficientRegistrationResources = 0x5504,
 }
 
 export interface SenseDetails {
@@ -138,6 +160,10 @@ export function writeProtected(): ScsiError {
   return ScsiError.of(SenseKey.DataProtect, Asc.WriteProtected)
 }
 
+export function softwareWriteProtected(): ScsiError {
+  return ScsiError.of(SenseKey.DataProtect, Asc.SoftwareWriteProtected)
+}
+
 export function savingParametersNotSupported(byte: number, bit: number): ScsiError {
   return ScsiError.of(SenseKey.IllegalRequest, Asc.SavingParametersNotSupported, { fieldPointer: byte, bitPointer: bit })
 }
@@ -186,4 +212,16 @@ export function decodeSense(b: Buffer): DecodedSense {
     out.fieldPointer = b.readUInt16BE(16)
   }
   return out
+}
+
+/** Thrown by handlers to end a command with RESERVATION CONFLICT status (no sense data). */
+export class ReservationConflictError extends Error {
+  constructor() {
+    super('reservation conflict')
+    this.name = 'ReservationConflictError'
+  }
+}
+
+export function reservationConflict(): ReservationConflictError {
+  return new ReservationConflictError()
 }

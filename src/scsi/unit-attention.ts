@@ -16,6 +16,7 @@ const MAX_QUEUED = 8
 
 export class UnitAttentions {
   private readonly byNexus = new Map<string, UaCode[]>()
+  private readonly nexuses = new Map<string, Nexus>()
 
   /** Queue for a nexus, creating it (with the power-on condition) on first sight. */
   private queueOf(nexus: Nexus): UaCode[] {
@@ -23,8 +24,24 @@ export class UnitAttentions {
     if (q === undefined) {
       q = [Asc.PowerOnResetOrBusDeviceReset]
       this.byNexus.set(nexus.key, q)
+      this.nexuses.set(nexus.key, nexus)
     }
     return q
+  }
+
+  /** Queue `code` for every known nexus `which` selects, except `except`. */
+  establishWhere(code: UaCode, which: (n: Nexus) => boolean, except?: Nexus): void {
+    for (const [key, n] of this.nexuses) {
+      if (key === except?.key || !which(n)) continue
+      const q = this.byNexus.get(key)!
+      if (q.includes(code) || q.length >= MAX_QUEUED) continue
+      q.push(code)
+    }
+  }
+
+  /** Queue `code` for every known nexus (e.g. CAPACITY DATA HAS CHANGED). */
+  establishForAll(code: UaCode): void {
+    this.establishWhere(code, () => true)
   }
 
   /** Register a nexus without consuming anything (commands that do not report unit attentions). */
@@ -68,6 +85,7 @@ export class UnitAttentions {
   /** Forget a nexus (session closed or reinstated). */
   drop(nexus: Nexus): void {
     this.byNexus.delete(nexus.key)
+    this.nexuses.delete(nexus.key)
   }
 }
 

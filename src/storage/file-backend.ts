@@ -17,12 +17,41 @@
 // FUA, waits for fdatasync. Concurrent fdatasync requests are batched: a request that arrives
 // while one is running shares the next one.
 
+import { execa } from 'execa'
 import { constants, type Stats } from 'node:fs'
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises'
 import type { BlockDevice } from '../scsi/types.js'
 import { StorageError } from './errors.js'
 
 export type BackendKind = 'file' | 'block'
+
+/** A byte range to deallocate. */
+export interface ByteRange {
+  offset: number
+  length: number
+}
+
+/** Ranges at least this long (after alignment) are punched; shorter ones are written with zeros. */
+export const PUNCH_MIN_BYTES = 64 * 1024
+/** Punch alignment: file system block / page size. */
+export const PUNCH_ALIGN = 4096
+const ZEROS = Buffer.alloc(1024 * 1024)
+
+/**
+ * Punch holes with util-linux's fallocate(1) (Node has no fallocate(2)): one process for one
+ * range, one shell running them in turn for several. FALLOC_FL_PUNCH_HOLE|KEEP_SIZE works on
+ * ext4, xfs, btrfs, tmpfs and (as a zeroing discard) on block devices.
+ */
+export async function punchHoles(path: string, ranges: readonly ByteRange[]): Promise<void> {
+  if (ranges.length === 0) return
+  if (ranges.length === 1) {
+    const r = ranges[0]
+    await execa('fallocate', ['--punch-hole', '--keep-size', '--offset', String(r.offset), '--length', String(r.length), path])
+    return
+  }
+  const script = 'f=$1; shift; while [ $# -gt 1 ]; do fallocate --punch-hole --keep-size --offset "$1" --length "$2" "$f" || exit 1; shift 2; done'
+  await execa('sh', ['-c', script, 'punch', path, ...ranges.flatMap((r) => [String(r.offset), String(r.length)])])
+}
 
 export interface BackendOptions {
   path: string
@@ -124,7 +153,7 @@ export async function openBackend(opts: BackendOptions): Promise<FileBackend> {
         size = opts.sizeBytes
       }
       if (size === 0) throw new StorageError('INVALID_SIZE', path, 'block device has size 0')
-      return new FileBackend(fh, path, 'block', size, readOnly)
+      return new FileBackend(fh, path, 'block', size, readOnly, opts.sysfsRoot)
     } catch (e) {
       await fh.close()
       throw e
@@ -170,13 +199,47 @@ export class FileBackend implements BlockDevice {
   private syncing: Promise<void> | undefined
   private nextSync: Promise<void> | undefined
 
+  private size: number
+
   constructor(
     private readonly fh: FileHandle,
     readonly path: string,
     readonly kind: BackendKind,
-    readonly sizeBytes: number,
+    sizeBytes: number,
     readonly readOnly: boolean,
-  ) {}
+    private readonly sysfsRoot = '/sys',
+  ) {
+    this.size = sizeBytes
+  }
+
+  /** Size of the logical unit in bytes; grows with grow(). */
+  get sizeBytes(): number {
+    return this.size
+  }
+
+  /**
+   * Grow the unit to `sizeBytes` (a LUN grown in the config): a file is extended sparsely, a
+   * block device must already be that large. Shrinking is refused, as at open.
+   */
+  async grow(sizeBytes: number): Promise<void> {
+    checkSize(this.path, sizeBytes)
+    if (this.closed) throw new StorageError('CLOSED', this.path, 'backend is closed')
+    if (sizeBytes < this.size) {
+      throw new StorageError('SHRINK_REFUSED', this.path, `size ${sizeBytes} is smaller than the current ${this.size}`)
+    }
+    if (sizeBytes === this.size) return
+    if (this.readOnly) throw new StorageError('GROW_READ_ONLY', this.path, 'the LU is read-only')
+    if (this.kind === 'block') {
+      const rdev = (await this.fh.stat({ bigint: true })).rdev
+      const deviceSize = await blockDeviceSize(rdev, this.path, this.sysfsRoot)
+      if (sizeBytes > deviceSize) {
+        throw new StorageError('DEVICE_TOO_SMALL', this.path, `size ${sizeBytes} exceeds the block device size ${deviceSize}`)
+      }
+    } else {
+      await this.fh.truncate(sizeBytes)
+    }
+    this.size = sizeBytes
+  }
 
   private check(offset: number, length: number): void {
     if (this.closed) throw new StorageError('CLOSED', this.path, 'backend is closed')
@@ -239,6 +302,53 @@ export class FileBackend implements BlockDevice {
         })
     }
     return this.nextSync
+  }
+
+  /** false once punching failed here (file system without hole support): zeros are written. */
+  private punching = true
+
+  /**
+   * Deallocate ranges: afterwards they read as zeros, and on sparse files the space of every
+   * aligned stretch of at least PUNCH_MIN_BYTES goes back to the file system (hole punched).
+   * Short or unaligned parts are overwritten with zeros. Resolves when done (not necessarily
+   * durable: a later flush makes it so, as for writes).
+   */
+  async discard(ranges: readonly ByteRange[]): Promise<void> {
+    for (const r of ranges) this.check(r.offset, r.length)
+    if (this.readOnly) throw new StorageError('READ_ONLY', this.path, 'backend is read-only')
+    const punch: ByteRange[] = []
+    const zero: ByteRange[] = []
+    for (const r of ranges) {
+      if (r.length === 0) continue
+      const end = r.offset + r.length
+      const a0 = Math.ceil(r.offset / PUNCH_ALIGN) * PUNCH_ALIGN
+      const a1 = Math.floor(end / PUNCH_ALIGN) * PUNCH_ALIGN
+      if (this.punching && a1 - a0 >= PUNCH_MIN_BYTES) {
+        if (a0 > r.offset) zero.push({ offset: r.offset, length: a0 - r.offset })
+        punch.push({ offset: a0, length: a1 - a0 })
+        if (end > a1) zero.push({ offset: a1, length: end - a1 })
+      } else {
+        zero.push(r)
+      }
+    }
+    if (punch.length > 0) {
+      try {
+        await punchHoles(this.path, punch)
+      } catch {
+        this.punching = false
+        zero.push(...punch)
+      }
+    }
+    for (const z of zero) await this.writeZeros(z.offset, z.length)
+  }
+
+  private async writeZeros(offset: number, length: number): Promise<void> {
+    let done = 0
+    while (done < length) {
+      const n = Math.min(ZEROS.length, length - done)
+      const { bytesWritten } = await this.fh.write(ZEROS, 0, n, offset + done)
+      done += bytesWritten
+    }
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 // Block commands (SBC-3): READ, WRITE, VERIFY, WRITE AND VERIFY (6/10/12/16 where defined),
-// READ CAPACITY (10/16), SYNCHRONIZE CACHE (10/16).
+// READ CAPACITY (10/16), SYNCHRONIZE CACHE (10/16), PRE-FETCH (10/16), READ DEFECT DATA (10/12).
+// Reads wait for an overlapping atomic command (range-lock.ts); writes take the range shared.
 //
 // Data-Out shorter than the CDB asks for (EDTL < transfer length): only the whole blocks that
 // arrived are written or compared and the command completes GOOD; the transport reports the
@@ -59,6 +60,8 @@ export function firstDifference(a: Buffer, b: Buffer, len: number): number {
 // ---- READ ---------------------------------------------------------------------------------
 
 async function readData(lu: LuContext, lba: number, blocks: number): Promise<ScsiResult> {
+  const gate = lu.locks.readGate(lba, blocks)
+  if (gate) await gate
   const dataIn = await lu.device.read(lba * lu.blockSize, blocks * lu.blockSize)
   return { status: ScsiStatus.Good, dataIn }
 }
@@ -97,9 +100,9 @@ function write(lu: LuContext, req: ScsiRequest, l: RwLayout, hasFlags: boolean):
   const n = usableBlocks(lu, req.dataOut, readBlocks(cdb, l))
   if (n === 0) return GOOD
   const fua = (hasFlags && (cdb[1] & FUA) !== 0) || !lu.modes.writeCacheEnabled
-  return lu.device
-    .write(readLba(cdb, l) * lu.blockSize, prefix(req.dataOut, n * lu.blockSize), { fua })
-    .then(toGood)
+  const lba = readLba(cdb, l)
+  const data = prefix(req.dataOut, n * lu.blockSize)
+  return lu.locks.shared(lba, n, () => lu.device.write(lba * lu.blockSize, data, { fua })).then(toGood)
 }
 
 export const planWrite6 = (lu: LuContext, cdb: Buffer) => planWrite(lu, cdb, RW6, false)
@@ -130,6 +133,7 @@ function planVerify(lu: LuContext, cdb: Buffer, l: RwLayout): number {
   return bytchk === 0 ? 0 : blocks * lu.blockSize
 }
 
+/** Read and compare; the caller orders it against atomic commands (readGate or a range lock). */
 async function compareWithMedium(lu: LuContext, lba: number, expected: Buffer): Promise<ScsiResult> {
   const medium = await lu.device.read(lba * lu.blockSize, expected.length)
   const off = firstDifference(medium, expected, expected.length)
@@ -147,7 +151,11 @@ function verify(lu: LuContext, req: ScsiRequest, l: RwLayout): ScsiResult | Prom
   if (planVerify(lu, cdb, l) === 0) return GOOD
   const n = usableBlocks(lu, req.dataOut, readBlocks(cdb, l))
   if (n === 0) return GOOD
-  return compareWithMedium(lu, readLba(cdb, l), prefix(req.dataOut, n * lu.blockSize))
+  const lba = readLba(cdb, l)
+  const expected = prefix(req.dataOut, n * lu.blockSize)
+  const gate = lu.locks.readGate(lba, n)
+  if (gate) return gate.then(() => compareWithMedium(lu, lba, expected))
+  return compareWithMedium(lu, lba, expected)
 }
 
 export const planVerify10 = (lu: LuContext, cdb: Buffer) => planVerify(lu, cdb, RW10)
@@ -183,8 +191,8 @@ function writeVerify(lu: LuContext, req: ScsiRequest, l: RwLayout): ScsiResult |
   if (n === 0) return GOOD
   const lba = readLba(cdb, l)
   const data = prefix(req.dataOut, n * lu.blockSize)
-  if (byteCheck(cdb) === 1) return writeThenCompare(lu, lba, data)
-  return lu.device.write(lba * lu.blockSize, data, { fua: true }).then(toGood)
+  if (byteCheck(cdb) === 1) return lu.locks.shared(lba, n, () => writeThenCompare(lu, lba, data))
+  return lu.locks.shared(lba, n, () => lu.device.write(lba * lu.blockSize, data, { fua: true })).then(toGood)
 }
 
 export const planWriteVerify10 = (lu: LuContext, cdb: Buffer) => planWriteVerify(lu, cdb, RW10)
@@ -219,7 +227,9 @@ export function readCapacity16(lu: LuContext, req: ScsiRequest): ScsiResult {
   b.writeUInt32BE(lu.blockSize, 8)
   // byte 12: P_TYPE=0 PROT_EN=0; byte 13: P_I_EXPONENT=0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
   b[13] = lu.physicalBlockExponent & 0x0f
-  // bytes 14..15: LBPME=0 LBPRZ=0 (fully provisioned), LOWEST ALIGNED LBA=0
+  // bytes 14..15: LBPME=1 (thin provisioned), LBPRZ=1 (deallocated blocks read zeros),
+  // LOWEST ALIGNED LBA=0
+  b[14] = 0x80 | 0x40
   return goodWithData(clip(b, alloc))
 }
 
@@ -239,4 +249,54 @@ export function synchronizeCache10(lu: LuContext, req: ScsiRequest): Promise<Scs
 
 export function synchronizeCache16(lu: LuContext, req: ScsiRequest): Promise<ScsiResult> {
   return synchronizeCache(lu, readLba64(req.cdb, 2), req.cdb.readUInt32BE(10))
+}
+
+// ---- PRE-FETCH ----------------------------------------------------------------------------
+
+/**
+ * PRE-FETCH (10/16): the blocks are read into the host's page cache. CONDITION MET says they
+ * all fit (at most MAXIMUM PREFETCH LENGTH); GOOD that they did not. IMMED=1 answers at once and
+ * reads behind.
+ */
+async function prefetch(lu: LuContext, cdb: Buffer, lba: number, blocks: number): Promise<ScsiResult> {
+  if (cdb[1] & 0xfd) throw invalidFieldInCdb(1, 31 - Math.clz32(cdb[1] & 0xfd)) // only IMMED
+  checkRange(lu, lba, blocks)
+  const fits = blocks <= lu.limits.maxPrefetchBlocks
+  const n = Math.min(blocks, lu.limits.maxPrefetchBlocks)
+  const status = fits ? ScsiStatus.ConditionMet : ScsiStatus.Good
+  if (n === 0) return { status }
+  const warm = lu.device.read(lba * lu.blockSize, n * lu.blockSize).then(() => undefined)
+  if (cdb[1] & 0x02) {
+    warm.catch(() => undefined)
+    return { status }
+  }
+  await warm
+  return { status }
+}
+
+export function prefetch10(lu: LuContext, req: ScsiRequest): Promise<ScsiResult> {
+  return prefetch(lu, req.cdb, req.cdb.readUInt32BE(2), req.cdb.readUInt16BE(7))
+}
+
+export function prefetch16(lu: LuContext, req: ScsiRequest): Promise<ScsiResult> {
+  return prefetch(lu, req.cdb, readLba64(req.cdb, 2), req.cdb.readUInt32BE(10))
+}
+
+// ---- READ DEFECT DATA ---------------------------------------------------------------------
+
+/** No defects: empty primary and grown lists, in the format asked for. */
+export function readDefectData10(_lu: LuContext, req: ScsiRequest): ScsiResult {
+  const cdb = req.cdb
+  const alloc = cdb.readUInt16BE(7)
+  const b = Buffer.alloc(4)
+  b[1] = cdb[2] & 0x1f // PLISTV GLISTV (the lists asked for are valid, and empty), FORMAT
+  return alloc === 0 ? GOOD : goodWithData(clip(b, alloc))
+}
+
+export function readDefectData12(_lu: LuContext, req: ScsiRequest): ScsiResult {
+  const cdb = req.cdb
+  const alloc = cdb.readUInt32BE(6)
+  const b = Buffer.alloc(8)
+  b[1] = cdb[1] & 0x1f
+  return alloc === 0 ? GOOD : goodWithData(clip(b, alloc))
 }

@@ -1,5 +1,5 @@
-// Primary commands (SPC-4): TEST UNIT READY, INQUIRY, REQUEST SENSE, REPORT LUNS, MODE SENSE,
-// MODE SELECT, plus START STOP UNIT (SBC-3, but no data path).
+// Primary commands (SPC-4): TEST UNIT READY, INQUIRY, REQUEST SENSE, REPORT LUNS, MODE SENSE and
+// MODE SELECT. START STOP UNIT and PREVENT ALLOW MEDIUM REMOVAL are in medium.ts.
 
 import { clip, readLba64 } from '../cdb.js'
 import type { LuContext } from '../context.js'
@@ -100,7 +100,7 @@ function modeSense(lu: LuContext, req: ScsiRequest, ten: boolean): ScsiResult {
   const hdrLen = ten ? 8 : 4
   const total = hdrLen + bdLen + pages.length
   const b = Buffer.alloc(total)
-  const dsp = (lu.readOnly ? 0x80 : 0) | 0x10 // WP, DPOFUA
+  const dsp = (lu.readOnly || lu.modes.softwareWriteProtect ? 0x80 : 0) | 0x10 // WP, DPOFUA
   if (ten) {
     b.writeUInt16BE(total - 2, 0)
     b[3] = dsp
@@ -181,22 +181,4 @@ export function modeSelect6(lu: LuContext, req: ScsiRequest): ScsiResult {
 
 export function modeSelect10(lu: LuContext, req: ScsiRequest): ScsiResult {
   return modeSelect(lu, req, true)
-}
-
-/**
- * START STOP UNIT on a fixed, always-ready medium: accepted and otherwise ignored, except that
- * ejecting (LOEJ=1 START=0) is refused with INVALID FIELD IN CDB (libiscsi expects a
- * non-removable unit to fail it) and a stop without NO_FLUSH flushes the device.
- */
-export async function startStopUnit(lu: LuContext, req: ScsiRequest): Promise<ScsiResult> {
-  const b4 = req.cdb[4]
-  const powerCondition = b4 >> 4
-  if (powerCondition === 0) {
-    const start = (b4 & 0x01) !== 0
-    const loej = (b4 & 0x02) !== 0
-    const noFlush = (b4 & 0x04) !== 0
-    if (loej && !start) throw invalidFieldInCdb(4, 1)
-    if (!start && !noFlush) await lu.device.flush()
-  }
-  return GOOD
 }

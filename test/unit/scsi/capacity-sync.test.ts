@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { BlockDevice } from '../../../src/scsi/types.js'
-import { cdb, clearUa, expectGood, expectSense, makeLu, run } from './util.js'
+import { N1, N2, cdb, clearUa, expectGood, expectSense, makeLu, run } from './util.js'
 
 const READ_CAPACITY_10 = (lba = 0, pmi = 0) =>
   cdb(10, 0x25, (b) => {
@@ -56,7 +56,7 @@ describe('READ CAPACITY', () => {
     expectGood(await run(lu, READ_CAPACITY_10(5, 1)))
   })
 
-  it('(16) reports block length, physical block exponent, no protection, no provisioning', async () => {
+  it('(16) reports block length, physical block exponent, no protection, thin provisioning', async () => {
     const { lu } = makeLu({ sizeBytes: 2048 * 512, physicalBlockSize: 4096 })
     await clearUa(lu)
     const r = await run(lu, READ_CAPACITY_16(32))
@@ -67,7 +67,7 @@ describe('READ CAPACITY', () => {
     expect(d.readUInt32BE(8)).toBe(512)
     expect(d[12]).toBe(0) // PROT_EN=0
     expect(d[13]).toBe(3) // 8 logical per physical
-    expect(d.readUInt16BE(14)).toBe(0) // LBPME=0
+    expect(d.readUInt16BE(14)).toBe(0xc000) // LBPME=1 LBPRZ=1, lowest aligned LBA 0
   })
 
   it('(16) allocation lengths 0..40 are all GOOD and truncate', async () => {
@@ -84,7 +84,7 @@ describe('READ CAPACITY', () => {
     const { lu } = makeLu()
     await clearUa(lu)
     const c = READ_CAPACITY_16(32)
-    c[1] = 0x12
+    c[1] = 0x11
     expectSense(await run(lu, c), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4 })
   })
 })
@@ -125,5 +125,24 @@ describe('SYNCHRONIZE CACHE', () => {
     dev.failNext = new Error('EIO')
     expectSense(await run(lu, SYNC10(0, 0)), 4, 0x44, 0)
     expect(errors.length).toBe(1)
+  })
+})
+
+describe('capacity changes', () => {
+  it('a grown device: READ CAPACITY reports it and every nexus gets CAPACITY DATA HAS CHANGED', async () => {
+    let size = 1000 * 512
+    const dev = { sizeBytes: 0, read: () => Promise.resolve(Buffer.alloc(0)), write: () => Promise.resolve(), flush: () => Promise.resolve(), close: () => Promise.resolve() }
+    Object.defineProperty(dev, 'sizeBytes', { get: () => size })
+    const { lu } = makeLu({ device: dev })
+    await clearUa(lu, N1)
+    await clearUa(lu, N2)
+    expect(lu.capacityChanged()).toBe(false)
+    size = 2000 * 512
+    expect(lu.capacityChanged()).toBe(true)
+    expectSense(await run(lu, READ_CAPACITY_10(), { nexus: N1 }), 6, 0x2a, 0x09)
+    expectSense(await run(lu, READ_CAPACITY_10(), { nexus: N2 }), 6, 0x2a, 0x09)
+    expect((await run(lu, READ_CAPACITY_10())).dataIn!.readUInt32BE(0)).toBe(1999)
+    size = 100 * 512
+    expect(() => lu.capacityChanged()).toThrow(/shrank/)
   })
 })

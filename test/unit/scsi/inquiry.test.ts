@@ -109,7 +109,7 @@ describe('VPD pages', () => {
     const d = r.dataIn!
     expect(d[1]).toBe(0x00)
     const pages = [...d.subarray(4, 4 + d.readUInt16BE(2))]
-    expect(pages).toEqual([0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2])
+    expect(pages).toEqual([0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2])
     for (const p of pages) {
       const pr = await run(lu, inquiry(1, p, 255))
       expectGood(pr)
@@ -149,7 +149,7 @@ describe('VPD pages', () => {
     expect(str(names[1].value)).toBe(TARGET)
   })
 
-  it('0xB0 block limits: SBC-3 length, transfer limits, no UNMAP', async () => {
+  it('0xB0 block limits: SBC-3 length, transfer, UNMAP, WRITE SAME, atomic and COMPARE AND WRITE limits', async () => {
     const { lu } = makeLu({ maxTransferBytes: 1024 * 1024, physicalBlockSize: 4096, optimalTransferBytes: 65536 })
     const d = (await run(lu, inquiry(1, 0xb0, 255))).dataIn!
     expect(d.length).toBe(64)
@@ -157,8 +157,14 @@ describe('VPD pages', () => {
     expect(d.readUInt16BE(6)).toBe(8) // optimal granularity: one physical block
     expect(d.readUInt32BE(8)).toBe(2048) // max transfer, blocks
     expect(d.readUInt32BE(12)).toBe(128) // optimal transfer, blocks
-    expect(d.readUInt32BE(20)).toBe(0) // max unmap LBA count
-    expect(d.readUInt32BE(24)).toBe(0) // max unmap descriptors
+    expect(d[4] & 0x01).toBe(0) // WSNZ=0
+    expect(d[5]).toBe(255) // MAXIMUM COMPARE AND WRITE LENGTH
+    expect(d.readUInt32BE(20)).toBe((256 * 1024 * 1024) / 512) // max unmap LBA count
+    expect(d.readUInt32BE(24)).toBe(256) // max unmap descriptors
+    expect(d.readUInt32BE(28)).toBe(8) // optimal unmap granularity: 4 KiB
+    expect(d.readUInt32BE(32)).toBe(0x8000_0000) // UGAVALID, alignment 0
+    expect(Number(d.readBigUInt64BE(36))).toBe(0xffff) // max WRITE SAME length
+    expect(d.readUInt32BE(44)).toBe(2048) // max atomic transfer length
   })
 
   it('0xB1: non-rotating medium', async () => {
@@ -167,10 +173,25 @@ describe('VPD pages', () => {
     expect(d.readUInt16BE(4)).toBe(1)
   })
 
-  it('0xB2: no provisioning features yet', async () => {
+  it('0xB2: thin provisioned, UNMAP and WRITE SAME unmap, deallocated blocks read zeros, no anchors', async () => {
     const { lu } = makeLu()
     const d = (await run(lu, inquiry(1, 0xb2, 255))).dataIn!
     expect(d.readUInt16BE(2)).toBe(4)
-    expect(d[5]).toBe(0)
+    expect(d[5]).toBe(0x80 | 0x40 | 0x20 | 0x04) // LBPU LBPWS LBPWS10 LBPRZ, ANC_SUP=0
+    expect(d[6] & 0x07).toBe(0x02) // thin provisioned
+  })
+
+  it('0xB1: WABEREQ says reads after SANITIZE BLOCK ERASE succeed', async () => {
+    const { lu } = makeLu()
+    const d = (await run(lu, inquiry(1, 0xb1, 255))).dataIn!
+    expect(d[7] >> 6).toBe(1)
+  })
+
+  it('0x8F third-party copy: supported commands, parameter data, descriptors, general copy operations', async () => {
+    const { lu } = makeLu()
+    const d = (await run(lu, inquiry(1, 0x8f, 255))).dataIn!
+    const types: number[] = []
+    for (let off = 4; off < 4 + d.readUInt16BE(2); off += 4 + d.readUInt16BE(off + 2)) types.push(d.readUInt16BE(off))
+    expect(types).toEqual([0x0001, 0x0008, 0x0004, 0x000c, 0x8001])
   })
 })

@@ -99,13 +99,14 @@ describe('MODE SENSE', () => {
     expectGood(await run(f.lu, sense6(0x3f, { alloc: 0 })))
   })
 
-  it('changeable values: only WCE', async () => {
+  it('changeable values: only WCE and SWP', async () => {
     const d = (await run(f.lu, sense6(0x3f, { pc: 1 }))).dataIn!
     expect(d.readUInt32BE(4)).toBe(0) // block descriptor not changeable
     const pages = pagesOf(d, false)
     for (const [code, p] of pages) {
       const masks = [...p.subarray(2)]
       if (code === 0x08) expect(masks).toEqual([0x04, ...new Array(17).fill(0)])
+      else if (code === 0x0a) expect(masks).toEqual([0, 0, 0x08, ...new Array(7).fill(0)])
       else expect(masks.every((m) => m === 0)).toBe(true)
     }
   })
