@@ -59,6 +59,7 @@ export function defaultConfig(dataDir: string = DEFAULT_DATA_DIR): ClusterConfig
             blockSize: 512,
             readOnly: false,
             writeCache: true,
+            removable: false,
           },
         ],
       },

@@ -244,7 +244,7 @@ const ROOT_KEYS = ['targets', 'nodes', 'service', 'peer_secret', 'iscsi', 'ha', 
 const HA_KEYS = ['heartbeat_interval_ms', 'dead_after_ms', 'lease_duration_ms', 'lease_renew_ms', 'fence_after_ms', 'ack_timeout_ms', 'lease_path'] as const
 const JOURNAL_KEYS = ['max_bytes', 'dir'] as const
 const TARGET_KEYS = ['iqn', 'alias', 'tpgt', 'luns', 'chap', 'initiators'] as const
-const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'read_only', 'write_cache', 'serial'] as const
+const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'read_only', 'write_cache', 'removable', 'serial'] as const
 const CHAP_KEYS = ['user', 'secret', 'mutual_user', 'mutual_secret'] as const
 const NODE_KEYS = ['portal', 'admin', 'peer'] as const
 const SERVICE_KEYS = ['address', 'interface', 'prefix'] as const
@@ -312,6 +312,8 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
   const readOnly = roE ? bool(ctx, roE, join(field, 'read_only')) : false
   const wcE = m.get('write_cache')
   const writeCache = wcE ? bool(ctx, wcE, join(field, 'write_cache')) : true
+  const rmE = m.get('removable')
+  const removable = rmE ? bool(ctx, rmE, join(field, 'removable')) : false
 
   let serial: string | undefined
   const serialE = m.get('serial')
@@ -326,7 +328,7 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
   }
 
   if (ctx.problems.length > before || lun === undefined || path === undefined) return undefined
-  const out: LunConfig = { lun, path, blockSize, readOnly: readOnly ?? false, writeCache: writeCache ?? true }
+  const out: LunConfig = { lun, path, blockSize, readOnly: readOnly ?? false, writeCache: writeCache ?? true, removable: removable ?? false }
   if (sizeBytes !== undefined) out.sizeBytes = sizeBytes
   if (serial !== undefined) out.serial = serial
   luns.set(out, { field, pos: ctx.posOf(raw), pathPos: ctx.posOf(pathE ? spot(pathE) : raw) })

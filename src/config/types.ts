@@ -18,6 +18,11 @@ export interface LunConfig {
   readOnly: boolean
   /** Report a volatile write cache (WCE=1); the engine then honours SYNCHRONIZE CACHE and FUA. Default true. */
   writeCache: boolean
+  /**
+   * Removable medium (INQUIRY RMB=1: START STOP UNIT ejects, PREVENT ALLOW MEDIUM REMOVAL holds).
+   * Default false: Windows failover clusters refuse removable disks.
+   */
+  removable: boolean
   /** Unit serial number override (VPD page 0x80); printable ASCII, at most 64 characters. */
   serial?: string
 }

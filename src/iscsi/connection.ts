@@ -307,7 +307,10 @@ export class IscsiConnection {
     const session = new Session(
       sessions.allocateTsih(), params, req.isid, target, nexus, req.cmdSN, this.deps.settings.queueDepth,
     )
-    session.owner = { shutdown: (reason) => this.shutdown(reason) }
+    session.owner = {
+      shutdown: (reason) => this.shutdown(reason),
+      abortLun: (lun) => this.abortTasks([...this.tasks.values()].filter((t) => t.lunId === lun)),
+    }
     session.remote = this.deps.remote
     session.local = this.deps.local
     sessions.add(session)

@@ -10,6 +10,8 @@ import { snAdd } from './serial.js'
 export interface SessionOwner {
   /** Close the connection and abort its tasks; resolves once in-flight storage work is over. */
   shutdown(reason: string): Promise<void>
+  /** Abort this session's tasks on one LUN (PREEMPT AND ABORT from another initiator). */
+  abortLun(lun: number): Promise<void>
 }
 
 export class Session {

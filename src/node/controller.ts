@@ -9,7 +9,8 @@ import type { LoginEnvironment, TargetAccess } from '../iscsi/login.js'
 import { SessionRegistry } from '../iscsi/session.js'
 import { Target } from '../iscsi/target.js'
 import { DiskLogicalUnit, deriveIdentity } from '../scsi/index.js'
-import { openBackend, type FileBackend } from '../storage/index.js'
+import { FileReservationStore, openBackend, reservationFileFor, type FileBackend } from '../storage/index.js'
+import type { PortIds } from '../scsi/reservations.js'
 import { NodeMetrics } from '../admin/metrics.js'
 import { startAdminServer, type AdminRoute } from '../admin/server.js'
 import type { BlockDevice } from '../scsi/types.js'
@@ -101,8 +102,16 @@ export class Controller {
           identity: { ...id, targetName: t.iqn, tpgt, relativeTargetPortId: 1 },
           readOnly: l.readOnly,
           writeCache: l.writeCache,
+          removable: l.removable,
           lunsOfTarget: () => target.lunNumbers(),
+          // APTPL reservations survive a restart: kept beside the LUN, written atomically.
+          reservationStore: new FileReservationStore(reservationFileFor(l.path)),
+          // EXTENDED COPY finds its source and destination among this node's LUNs by NAA id.
+          copyTargets: (naa) => this.luns.find((x) => x.naa.equals(naa))?.unit,
+          onPreempted: (ports) => this.abortPreempted(t.iqn, l.lun, ports),
+          log: { error: (msg, meta) => log.error(msg, meta), warn: (msg, meta) => log.warn(msg, meta) },
         })
+        await unit.loadReservations()
         target.luns.set(l.lun, unit)
         this.luns.push({
           targetIqn: t.iqn, lun: l.lun, backend, device, unit, serial: id.serial, naa: id.naa, blockSize: l.blockSize,
@@ -174,6 +183,17 @@ export class Controller {
       admin: `${formatHost(this.node.admin.host)}:${this.node.admin.port}`,
       targets: [...this.targets.keys()], urls: this.urls(),
     })
+  }
+
+  /** PREEMPT AND ABORT: the preempted initiators' tasks on that LUN end now (SPC-4 5.14.8.4). */
+  private abortPreempted(targetIqn: string, lun: number, ports: PortIds[]): void {
+    for (const s of this.sessions.all()) {
+      if (s.target?.iqn !== targetIqn || !s.nexus) continue
+      const hit = ports.some((p) =>
+        p.initiatorName.toLowerCase() === s.nexus!.initiatorName.toLowerCase() &&
+        (p.isid === null || p.isid === s.nexus!.isid) && (p.tpgt === null || p.tpgt === s.nexus!.tpgt))
+      if (hit) void s.owner?.abortLun(lun)
+    }
   }
 
   /** Accept iSCSI logins on an address (the node's own portal, or the service address). */

@@ -111,7 +111,7 @@ describe('parseConfig: valid files', () => {
       alias: 'disk1',
       tpgt: 2,
       luns: [
-        { lun: 0, path: '/dev/sdz', blockSize: 512, readOnly: false, writeCache: true },
+        { lun: 0, path: '/dev/sdz', blockSize: 512, readOnly: false, writeCache: true, removable: false },
         {
           lun: 1,
           path: '/etc/iscsi-ha/data/disk1-b.img',
@@ -119,6 +119,7 @@ describe('parseConfig: valid files', () => {
           blockSize: 4096,
           readOnly: true,
           writeCache: false,
+          removable: false,
           serial: 'DISK1B',
         },
       ],
@@ -128,7 +129,7 @@ describe('parseConfig: valid files', () => {
     expect(t2).toEqual({
       iqn: 'eui.02004567a425678d',
       tpgt: 1,
-      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, readOnly: false, writeCache: true }],
+      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, readOnly: false, writeCache: true, removable: false }],
     })
     expect(cfg.nodes.a).toEqual({
       name: 'a',
@@ -425,7 +426,7 @@ describe('defaultConfig / exampleConfigYaml / selectNode', () => {
         iqn: 'iqn.2026-11.io.iscsi-ha:default',
         alias: 'default',
         tpgt: 1,
-        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, readOnly: false, writeCache: true }],
+        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, readOnly: false, writeCache: true, removable: false }],
       },
     ])
     expect(cfg.nodes.a?.portal).toMatchObject({ host: '127.0.0.1', port: 3260 })
