@@ -18,7 +18,12 @@ export abstract class BaseCommand extends Command {
    * documented exit code is kept (oclif alone would exit 1).
    */
   protected override async catch(err: Interfaces.CommandError): Promise<unknown> {
-    if (!this.jsonEnabled() || err instanceof Errors.ExitError) return super.catch(err)
+    if (err instanceof Errors.ExitError) {
+      // this.exit(n): not an error, whatever the output mode.
+      process.exitCode = err.oclif.exit
+      return undefined
+    }
+    if (!this.jsonEnabled()) return super.catch(err)
     const exit = (err as { oclif?: { exit?: number } }).oclif?.exit ?? 1
     this.logJson({ error: { message: err.message, exit, ...(codeOf(err) ? { code: codeOf(err) } : {}) } })
     process.exitCode = exit

@@ -76,6 +76,9 @@ export class VerifyingHost {
   private resent = 0
   private reconnects = 0
   private readonly isid: string
+  /** Written in every unit: data left by another run reads as never written by this one. */
+  private readonly runId = (Math.random() * 0xffffffff) >>> 0 || 1
+  private everConnected = false
   private readonly findings: Pick<VerifyReport, 'lost' | 'torn' | 'invented'> = { lost: [], torn: [], invented: [] }
   private verifiedReconnects = 0
   /** Time spent reading everything back after reconnects: ours, not the storage's pause. */
@@ -166,7 +169,7 @@ export class VerifyingHost {
             ...this.opts.connect, isid: this.isid, queueDepth: this.opts.queueDepth,
             connectTimeoutMs: 1000, loginTimeoutMs: 3000,
           })
-          const reconnect = this.acked > 0 || attempt > 1
+          const reconnect = this.everConnected
           if (reconnect && this.opts.verifyOnReconnect) {
             const verifyStart = Date.now()
             const found = await this.check(conn).catch((err: unknown) => {
@@ -181,6 +184,7 @@ export class VerifyingHost {
             this.opts.onEvent?.({ type: 'verified', at: Date.now(), lost: found.lost.length, torn: found.torn.length, invented: found.invented.length })
           }
           if (reconnect) this.reconnects++
+          this.everConnected = true
           this.conn = conn
           this.opts.onEvent?.({ type: 'connected', at: Date.now(), attempt })
           void conn.closed.then(() => this.lost(conn, new Error('connection closed')))
@@ -203,7 +207,7 @@ export class VerifyingHost {
     b.writeUInt32BE(unit, 4)
     b.writeUInt32BE(version, 8)
     b.writeUInt32BE(b.length, 12)
-    b.writeUInt32BE(0, 16)
+    b.writeUInt32BE(this.runId, 16)
     let x = (unit * 2654435761 + version * 40503) >>> 0
     for (let i = HEADER; i < b.length; i += 4) {
       x = (x * 1664525 + 1013904223) >>> 0
@@ -213,9 +217,11 @@ export class VerifyingHost {
     return b
   }
 
-  /** What a unit holds: a version, never written (zero), or torn (any check fails). */
+  /** What a unit holds: a version, never written by this run (zero), or torn (any check fails). */
   private decode(unit: number, b: Buffer): number | 'zero' | 'torn' {
     if (b.every((x) => x === 0)) return 'zero'
+    // Another run's unit, intact: not ours, as if never written (a torn one still counts torn).
+    if (b.readUInt32BE(0) === MAGIC && b.readUInt32BE(16) !== this.runId && crc32c(b.subarray(HEADER)) === b.readUInt32BE(20)) return 'zero'
     if (b.readUInt32BE(0) !== MAGIC || b.readUInt32BE(4) !== unit || b.readUInt32BE(12) !== b.length) return 'torn'
     if (crc32c(b.subarray(HEADER)) !== b.readUInt32BE(20)) return 'torn'
     return b.readUInt32BE(8)
