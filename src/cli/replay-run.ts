@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { adminRequest, AdminProtocolError } from '../admin/client.js'
 import type { ClusterConfig } from '../config/index.js'
 import { DrainMarker } from '../ha/drain-marker.js'
-import { leasePathFor, type LeaseStore } from '../ha/lease-store.js'
+import { FileLeaseStore, leasePathFor, type LeaseStore } from '../ha/lease-store.js'
 import type { LunKey } from '../ha/types.js'
 import { Journal } from '../journal/index.js'
 import { openBackend, type FileBackend } from '../storage/index.js'
@@ -43,6 +43,15 @@ export async function replayOnNode(admin: string, timeoutMs: number): Promise<Re
   } catch (err) {
     if (err instanceof AdminProtocolError && err.status === 409) throw refused(err.message, err.serverCode ?? 'REPLAY_REFUSED')
     throw err
+  }
+}
+
+async function markDrained(config: ClusterConfig, generation: number): Promise<void> {
+  const store = await FileLeaseStore.open(`${config.ha.leasePath ?? leasePathFor(config.targets[0]!.luns[0]!.path)}.drained`)
+  try {
+    await new DrainMarker(store).write(generation)
+  } finally {
+    await store.close()
   }
 }
 
@@ -132,6 +141,8 @@ export async function planOfflineReplay(config: ClusterConfig, dir: string): Pro
             return { mode: 'offline', from: dir, replayed: 0, bytes: 0, dropped: stats.entries, paths: [] }
           }
           const r = await journal.applyToBackends((k) => backends.get(name(k)))
+          // The round is complete on storage: a controller may now claim the lease without it.
+          if (generation > 0) await markDrained(config, generation)
           return { mode: 'offline', from: dir, replayed: r.replayed, bytes: r.bytes, paths }
         } finally {
           await close()

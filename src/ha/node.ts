@@ -279,6 +279,22 @@ export class HaNode {
   private async perform(a: RoleAction): Promise<void> {
     switch (a.type) {
       case 'claimLease': {
+        const rounds = await this.marker.readState()
+        const missing = rounds.active > rounds.drained && this.journalGeneration < rounds.active
+        if (missing && a.force) {
+          this.log.error('forced claim without the journal of an undrained round: writes committed in it may be lost', {
+            active: rounds.active, drained: rounds.drained,
+          })
+        } else if (missing) {
+          // Our partner may hold committed writes of that round that only its journal has.
+          this.log.error('not claiming the lease: the partner holds the journal of an undrained round', {
+            active: rounds.active, drained: rounds.drained, ours: this.journalGeneration,
+            hint: 'start the partner, or run iscsi-ha replay on its journal directory',
+          })
+          await sleep(500)
+          this.dispatch({ type: 'claimFailed', at: this.now(), reason: `round ${rounds.active} not drained` })
+          return
+        }
         if (a.mode === 'takeover') {
           // The host's pause began when the old primary was last heard from.
           this.takeoverStartedAt = Date.now() - (this.link.status().sinceHeardMs ?? 0)
@@ -374,7 +390,8 @@ export class HaNode {
     if (this.mirrorMode === 'degrading') await this.degrading
     if (this.state.role !== 'primary' || this.mirrorMode !== 'off') return
     this.mirrorMode = 'syncing'
-    this.generation = Math.max(this.generation, await this.marker.read()) + 1
+    const rounds = await this.marker.readState()
+    this.generation = Math.max(this.generation, rounds.active, rounds.drained) + 1
     this.link.send({ type: 'sync', epoch: this.state.epoch, generation: this.generation })
   }
 
@@ -417,6 +434,8 @@ export class HaNode {
       // The old primary drained this generation before writing through: all on storage already.
       this.journal.clear()
     }
+    // Every copy of our round is on storage now (replayed and flushed, or drained before).
+    if (this.journalGeneration > 0) await this.marker.write(this.journalGeneration)
     this.log.info('journal replayed', { epoch, replayed, bytes, journalGeneration: this.journalGeneration, drained })
     // A cluster's first primary took nothing over; everything after that is a takeover.
     if (this.takeoverKind) {
@@ -483,8 +502,15 @@ export class HaNode {
         return
       case 'sync-ack':
         if (this.mirrorMode === 'syncing' && m.generation === this.generation && this.state.role === 'primary') {
-          this.mirrorMode = 'on'
-          this.log.info('mirrored', { generation: this.generation, epoch: this.state.epoch })
+          // The round is recorded as active on storage before any of its copies is committed.
+          void this.marker.writeActive(this.generation).then(
+            () => {
+              if (this.mirrorMode !== 'syncing' || m.generation !== this.generation) return
+              this.mirrorMode = 'on'
+              this.log.info('mirrored', { generation: this.generation, epoch: this.state.epoch })
+            },
+            (err: unknown) => this.log.error('could not record the mirroring round; staying write-through', { error: String(err) }),
+          )
         }
         return
       case 'state':

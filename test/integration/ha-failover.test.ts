@@ -96,3 +96,45 @@ describe('HA pair on loopback', () => {
     await pair.waitFor((a, bb) => bb?.mirrored === true && a?.role === 'secondary', 5000)
   }, 60_000)
 })
+
+describe('both controllers die', () => {
+  let pair: Pair | undefined
+  afterEach(async () => {
+    await pair?.cleanup()
+    pair = undefined
+  })
+
+  it('the former primary waits for the partner that holds the journal; that one replays; nothing lost', async () => {
+    pair = await startPair({
+      serviceHost: '127.0.0.54',
+      extra: 'journal:\n  dir: ./journal\n',
+      env: { ISCSI_HA_FAULT_STORAGE_DELAY_MS: '150' },
+    })
+    const h = new VerifyingHost({
+      connect: { host: pair.service.host, port: pair.service.port, targetName: pair.iqn, initiatorName: 'iqn.2026-11.io.iscsi-ha:both-die' },
+      units: 256, unitBlocks: 8, queueDepth: 16, durationMs: 1500, commandTimeoutMs: 3000, verifyOnReconnect: true,
+    })
+    // Write, then power both off at once while copies are committed but not on storage.
+    const writing = h.run().catch((e: unknown) => e)
+    await new Promise((r) => setTimeout(r, 1000))
+    await Promise.all([pair.nodes.a.kill('SIGKILL'), pair.nodes.b.kill('SIGKILL')])
+    // The former primary comes back first: it must not serve without b's journal.
+    await pair.nodes.a.start()
+    await new Promise((r) => setTimeout(r, 2500))
+    const a = await pair.nodes.a.status()
+    expect(a.serving).toBe(false)
+    expect(pair.nodes.a.logs.some((l) => l.includes('not claiming the lease'))).toBe(true)
+    // b returns with its persisted journal, claims, replays and serves; a joins it.
+    await pair.nodes.b.start()
+    await pair.waitFor((aa, b) => b?.role === 'primary' && b.serving === true && aa?.role === 'secondary', 10_000)
+    const line = pair.nodes.b.logs.find((l) => l.includes('"msg":"journal replayed"')) ?? '{}'
+    const replayed = Number((JSON.parse(line) as { replayed?: number }).replayed ?? 0)
+    console.log(`both died: b replayed ${replayed} copies from its persisted journal`)
+    expect(replayed).toBeGreaterThan(0)
+    await writing
+    const report = await h.verify()
+    expect(report.lost, JSON.stringify(report.lost.slice(0, 3))).toEqual([])
+    expect(report.torn).toEqual([])
+    expect(report.invented).toEqual([])
+  }, 60_000)
+})
