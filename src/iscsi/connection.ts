@@ -400,7 +400,8 @@ export class IscsiConnection {
     const now = this.deps.now()
     const lunId = decodeLun(cmd.lun)
     const lu = lunId === undefined ? undefined : session.target.luns.get(lunId)
-    const cdb = Buffer.from(cmd.cdb)
+    // The codec hands over the CDB as an owned copy (it outlives the receive buffer).
+    const cdb = cmd.cdb
     const edtl = cmd.expectedDataTransferLength
     const params = session.params
     let plan = lu ? lu.planDataOut(cdb, session.nexus) : ({ kind: 'none' } as const)
