@@ -1,6 +1,7 @@
 // What command handlers see of a logical unit. DiskLogicalUnit implements it; handlers depend on
 // this interface only, which keeps the opcode table free of import cycles.
 
+import type { DeallocatedMap } from './deallocated-map.js'
 import type { LuIdentity } from './identity.js'
 import type { MediumState } from './commands/medium.js'
 import type { SanitizeState } from './commands/sanitize.js'
@@ -35,6 +36,8 @@ export interface LuContext {
   readonly limits: BlockLimits
   /** Orders atomic commands (COMPARE AND WRITE …) against overlapping writes. */
   readonly locks: RangeLock
+  /** Blocks deallocated and not written since: what GET LBA STATUS reports. */
+  readonly deallocated: DeallocatedMap
   readonly identity: LuIdentity
   readonly readOnly: boolean
   readonly modes: ModePages

@@ -3,6 +3,8 @@
 // execute() is the single place where errors become CHECK CONDITION: handlers throw ScsiError
 // (→ its sense data) or anything else (→ HARDWARE ERROR / INTERNAL TARGET FAILURE, logged).
 
+import { DeallocatedMap } from './deallocated-map.js'
+import { canDiscard, type DiscardCapable } from './provisioning.js'
 import { checkControlByte } from './cdb.js'
 import { MediumState, mediumNotPresent } from './commands/medium.js'
 import { SanitizeState } from './commands/sanitize.js'
@@ -102,6 +104,7 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
   readonly maxTransferBlocks: number
   readonly optimalTransferBlocks: number
   readonly device: BlockDevice
+  readonly deallocated = new DeallocatedMap()
   readonly limits: BlockLimits
   readonly locks = new RangeLock()
   readonly identity: LuIdentity
@@ -147,7 +150,8 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
     this.physicalBlockExponent = log2(physical / bs)
     this.maxTransferBlocks = maxBlocks
     this.optimalTransferBlocks = optBlocks
-    this.device = opts.device
+    // Every write through the unit maps its blocks again (see DeallocatedMap).
+    this.device = trackWrites(opts.device, this.deallocated, this.blockSize)
     this.limits = defaultLimits(bs, maxBlocks, physical / bs)
     this.identity = identity
     this.readOnly = opts.readOnly ?? false
@@ -337,4 +341,22 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
 
 function unitAttentionResult(code: UaCode): ScsiResult {
   return { status: ScsiStatus.CheckCondition, sense: unitAttentionSense(code) }
+}
+
+/** The device as the handlers see it: writes clear the deallocated map for their blocks. */
+function trackWrites(inner: BlockDevice, map: DeallocatedMap, blockSize: number): BlockDevice {
+  const tracked: BlockDevice & Partial<DiscardCapable> = {
+    get sizeBytes() {
+      return inner.sizeBytes
+    },
+    read: (offset, length) => inner.read(offset, length),
+    write: (offset, data, opts) => {
+      if (map.size > 0) map.remove(Math.floor(offset / blockSize), Math.ceil(data.length / blockSize))
+      return inner.write(offset, data, opts)
+    },
+    flush: () => inner.flush(),
+    close: () => inner.close(),
+  }
+  if (canDiscard(inner)) tracked.discard = (ranges) => inner.discard(ranges)
+  return tracked
 }

@@ -53,6 +53,7 @@ export async function deallocate(lu: LuContext, extents: readonly Extent[]): Pro
     }
   }
   if (!lu.modes.writeCacheEnabled) await dev.flush()
+  for (const e of extents) lu.deallocated.add(e.lba, e.blocks)
 }
 
 /** True when every byte of `b` is zero. */

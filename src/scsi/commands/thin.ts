@@ -3,7 +3,7 @@
 
 import { checkNoProtect, checkRange, checkWritable, clip, readLba64 } from '../cdb.js'
 import type { LuContext } from '../context.js'
-import { deallocate, zeroRuns, type Extent } from '../provisioning.js'
+import { deallocate, type Extent } from '../provisioning.js'
 import {
   invalidFieldInCdb,
   invalidFieldInParameterList,
@@ -125,9 +125,8 @@ export const writeSame16 = (lu: LuContext, req: ScsiRequest) => writeSame(lu, re
 
 // ---- GET LBA STATUS -----------------------------------------------------------------------
 
-/** Bytes examined by one GET LBA STATUS at most; the host asks again from where it stopped. */
-const SCAN_BYTES = 256 * 1024 * 1024
-const SCAN_CHUNK = 8 * 1024 * 1024
+/** A descriptor's NUMBER OF LOGICAL BLOCKS is 32 bits. */
+const MAX_RUN = 0xffffffff
 
 export async function getLbaStatus(lu: LuContext, req: ScsiRequest): Promise<ScsiResult> {
   const cdb = req.cdb
@@ -136,22 +135,8 @@ export async function getLbaStatus(lu: LuContext, req: ScsiRequest): Promise<Scs
   if (lba < 0 || lba >= lu.capacityBlocks) throw lbaOutOfRange()
   if (alloc === 0) return GOOD
   const maxDescriptors = Math.max(1, Math.floor((Math.min(alloc, 0xffff) - 8) / 16))
-  const end = Math.min(lu.capacityBlocks, lba + Math.floor(SCAN_BYTES / lu.blockSize))
-  const perChunk = Math.max(1, Math.floor(SCAN_CHUNK / lu.blockSize))
-  const runs: ReturnType<typeof zeroRuns> = []
-  // Scan chunk by chunk until the descriptors the host has room for are complete (one more run
-  // has started) or the scan limit is reached.
-  for (let at = lba; at < end && runs.length <= maxDescriptors; at += perChunk) {
-    const n = Math.min(perChunk, end - at)
-    const gate = lu.locks.readGate(at, n)
-    if (gate) await gate
-    const data = await lu.device.read(at * lu.blockSize, n * lu.blockSize)
-    for (const r of zeroRuns(data, lu.blockSize, at)) {
-      const last = runs[runs.length - 1]
-      if (last !== undefined && last.deallocated === r.deallocated && last.lba + last.blocks === r.lba) last.blocks += r.blocks
-      else runs.push(r)
-    }
-  }
+  // Answered from memory, without touching storage (see DeallocatedMap).
+  const runs = lu.deallocated.runs(lba, lu.capacityBlocks, maxDescriptors).map((r) => ({ ...r, blocks: Math.min(r.blocks, MAX_RUN) }))
   const out = runs.slice(0, maxDescriptors)
   const b = Buffer.alloc(8 + 16 * out.length)
   b.writeUInt32BE(4 + 16 * out.length, 0) // PARAMETER DATA LENGTH: bytes that follow

@@ -147,10 +147,13 @@ describe('WRITE SAME', () => {
 
 describe('GET LBA STATUS', () => {
   it('reports mapped and deallocated extents from the requested LBA on, as many as fit', async () => {
-    const { lu, dev } = makeLu()
+    const { lu } = makeLu()
     await clearUa(lu)
-    dev.data.fill(0x44, 0, 100 * 512)
-    dev.data.fill(0x44, 200 * 512, 201 * 512)
+    // What the unit deallocated and has not written since (never inferred from the data).
+    const list = unmapList([[100, 924]])
+    expectGood(await run(lu, unmapCdb(list.length), { dataOut: list }))
+    const one512 = Buffer.alloc(512, 0x44)
+    expectGood(await run(lu, cdb(10, 0x2a, (b) => (b.writeUInt32BE(200, 2), b.writeUInt16BE(1, 7))), { dataOut: one512 }))
     const r = await run(lu, getLbaStatus(50, 1000))
     expectGood(r)
     expect(r.dataIn!.readUInt32BE(0)).toBe(r.dataIn!.length - 4)
@@ -158,6 +161,13 @@ describe('GET LBA STATUS', () => {
     const one = await run(lu, getLbaStatus(150, 24))
     expect(descriptors(one.dataIn!)).toEqual([[150, 50, 1]])
     expectSense(await run(lu, getLbaStatus(1024, 24)), 5, 0x21, 0)
+  })
+
+  it('reports blocks it never deallocated as mapped, whatever they hold', async () => {
+    const { lu, dev } = makeLu()
+    await clearUa(lu)
+    dev.data.fill(0, 0, 1024 * 512)
+    expect(descriptors((await run(lu, getLbaStatus(0, 1000))).dataIn!)).toEqual([[0, 1024, 0]])
   })
 
   it('READ CAPACITY (16) says thin provisioned with zeroed deallocated blocks', async () => {
