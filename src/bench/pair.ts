@@ -1,0 +1,172 @@
+// A loopback HA pair for `bench failover` and the tgt comparison: two `iscsi-ha node start`
+// processes on one config (node a on 127.0.0.1, node b on 127.0.0.2, one shared LUN file),
+// hosts connect to the service address (a 127.0.0.x of the caller's choosing), ports are
+// picked free, and everything is stopped by pid and removed by cleanup().
+import { randomBytes } from 'node:crypto'
+import { existsSync, rmSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { adminGetJson } from '../admin/client.js'
+import type { PeerStatusReport } from '../ha/status.js'
+import { ControllerProcess } from './controller-process.js'
+import { freePort } from './ports.js'
+
+export const PAIR_IQN = 'iqn.2026-11.io.iscsi-ha:bench-pair'
+export type PairNodeName = 'a' | 'b'
+
+export interface BenchPairNode {
+  name: PairNodeName
+  admin: string
+  process: ControllerProcess | undefined
+  readonly running: boolean
+  start(): Promise<void>
+  kill(signal?: NodeJS.Signals): Promise<void>
+  status(): Promise<PeerStatusReport>
+}
+
+export interface BenchPair {
+  dir: string
+  configPath: string
+  iqn: string
+  service: { host: string; port: number }
+  url: string
+  nodes: Record<PairNodeName, BenchPairNode>
+  /** The node that is primary and serving, if any. */
+  primary(): Promise<BenchPairNode | undefined>
+  waitFor(pred: (a?: PeerStatusReport, b?: PeerStatusReport) => boolean, timeoutMs?: number, what?: string): Promise<void>
+  /** Until one node is primary and serving and the other secondary with writes mirrored. */
+  waitMirrored(timeoutMs?: number): Promise<{ primary: PairNodeName; secondary: PairNodeName }>
+  cleanup(): Promise<void>
+}
+
+export interface PairOptions {
+  /** 127.0.0.x: the service address hosts connect to. */
+  serviceHost: string
+  sizeMiB?: number
+  /** Use this LUN file (shared by both nodes) instead of a new sparse one. */
+  lunPath?: string
+  env?: Record<string, string>
+  /** Extra top-level YAML (iscsi tuning, journal …; not ha: the lease lives in the pair's directory). */
+  extra?: string
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+const liveDirs = new Set<string>()
+
+/** For a Ctrl-C handler that exits at once: remove the directories of pairs not cleaned up (after killLeftoverControllers). */
+export function removeLeftoverPairDirs(): void {
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
+  liveDirs.clear()
+}
+
+export async function startPair(opts: PairOptions): Promise<BenchPair> {
+  const dir = await mkdtemp(join(tmpdir(), 'iscsi-ha-bench-pair-'))
+  liveDirs.add(dir)
+  const port = await freePort(opts.serviceHost)
+  const ports = {
+    pa: await freePort('127.0.0.1'), pb: await freePort('127.0.0.2'),
+    aa: await freePort(), ab: await freePort(), qa: await freePort(), qb: await freePort(),
+  }
+  const lunPath = opts.lunPath ?? join(dir, 'lun0.img')
+  const size = existsSync(lunPath) ? '' : `\n        size: ${opts.sizeMiB ?? 64}MiB`
+  const yaml = `targets:
+  - iqn: ${PAIR_IQN}
+    luns:
+      - lun: 0
+        path: ${JSON.stringify(lunPath)}${size}
+nodes:
+  a:
+    portal: 127.0.0.1:${ports.pa}
+    admin: 127.0.0.1:${ports.aa}
+    peer: 127.0.0.1:${ports.qa}
+  b:
+    portal: 127.0.0.2:${ports.pb}
+    admin: 127.0.0.1:${ports.ab}
+    peer: 127.0.0.1:${ports.qb}
+service:
+  address: ${opts.serviceHost}:${port}
+peer_secret: ${randomBytes(24).toString('base64url')}
+ha:
+  lease_path: ${JSON.stringify(join(dir, 'lease'))}
+${opts.extra ?? ''}
+`
+  const configPath = join(dir, 'pair.yaml')
+  await writeFile(configPath, yaml, { mode: 0o600 })
+
+  const makeNode = (name: PairNodeName, admin: string): BenchPairNode => {
+    const node: BenchPairNode = {
+      name, admin, process: undefined,
+      get running() {
+        return node.process?.running === true
+      },
+      async start() {
+        const proc = new ControllerProcess(name, { configPath, node: name, cwd: dir, ...(opts.env ? { env: opts.env } : {}) })
+        node.process = proc
+        const until = Date.now() + 15_000
+        for (;;) {
+          if (!proc.running) throw new Error(`node ${name} exited while starting${proc.logTail()}`)
+          if (await node.status().catch(() => undefined)) return
+          if (Date.now() > until) throw new Error(`node ${name} did not answer on its admin API in 15 s${proc.logTail()}`)
+          await sleep(50)
+        }
+      },
+      async kill(signal = 'SIGKILL') {
+        await node.process?.kill(signal)
+      },
+      status: () => adminGetJson(admin, '/v1/peer', { timeoutMs: 1000 }) as Promise<PeerStatusReport>,
+    }
+    return node
+  }
+  const nodes = { a: makeNode('a', `127.0.0.1:${ports.aa}`), b: makeNode('b', `127.0.0.1:${ports.ab}`) }
+  const statusOf = async (n: BenchPairNode): Promise<PeerStatusReport | undefined> => (n.running ? n.status().catch(() => undefined) : undefined)
+  const pair: BenchPair = {
+    dir, configPath, iqn: PAIR_IQN, service: { host: opts.serviceHost, port }, nodes,
+    url: `iscsi://${opts.serviceHost}:${port}/${PAIR_IQN}/0`,
+    async primary() {
+      for (const n of [nodes.a, nodes.b]) {
+        const s = await statusOf(n)
+        if (s?.role === 'primary' && s.serving) return n
+      }
+      return undefined
+    },
+    async waitFor(pred, timeoutMs = 10_000, what = 'the expected state') {
+      const until = Date.now() + timeoutMs
+      for (;;) {
+        const a = await statusOf(nodes.a)
+        const b = await statusOf(nodes.b)
+        if (pred(a, b)) return
+        if (Date.now() > until) {
+          throw new Error(`the pair did not reach ${what} in ${timeoutMs} ms: a=${a?.role ?? 'no answer'} b=${b?.role ?? 'no answer'}`)
+        }
+        await sleep(50)
+      }
+    },
+    async waitMirrored(timeoutMs = 15_000) {
+      let roles: { primary: PairNodeName; secondary: PairNodeName } | undefined
+      await pair.waitFor((a, b) => {
+        if (a?.role === 'primary' && a.serving && a.mirrored && b?.role === 'secondary') roles = { primary: 'a', secondary: 'b' }
+        else if (b?.role === 'primary' && b.serving && b.mirrored && a?.role === 'secondary') roles = { primary: 'b', secondary: 'a' }
+        else roles = undefined
+        return roles !== undefined
+      }, timeoutMs, 'a mirrored primary and secondary')
+      return roles!
+    },
+    async cleanup() {
+      await Promise.all([nodes.a.process?.stop(3000), nodes.b.process?.stop(3000)]).catch(() => undefined)
+      await rm(dir, { recursive: true, force: true })
+      liveDirs.delete(dir)
+    },
+  }
+  try {
+    await nodes.a.start()
+    await pair.waitFor((a) => a?.role === 'primary' && a.serving, 10_000, 'node a primary')
+    await nodes.b.start()
+    await pair.waitMirrored()
+  } catch (err) {
+    await pair.cleanup()
+    throw err
+  }
+  return pair
+}
