@@ -90,6 +90,11 @@ export class VerifyingHost {
     this.isid = opts.connect.isid ?? '80' + Math.floor(Math.random() * 0xffffffffff).toString(16).padStart(10, '0')
   }
 
+  /** Writes acknowledged so far (tests wait for a steady stream before injecting a fault). */
+  get acknowledged(): number {
+    return this.acked
+  }
+
   /** Write for durationMs at queue depth, surviving reconnects; then verify. */
   async run(): Promise<VerifyReport> {
     const started = Date.now()

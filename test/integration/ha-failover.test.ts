@@ -112,11 +112,13 @@ describe('both controllers die', () => {
     })
     const h = new VerifyingHost({
       connect: { host: pair.service.host, port: pair.service.port, targetName: pair.iqn, initiatorName: 'iqn.2026-11.io.iscsi-ha:both-die' },
-      units: 256, unitBlocks: 8, queueDepth: 16, durationMs: 1500, commandTimeoutMs: 3000, verifyOnReconnect: true,
+      units: 256, unitBlocks: 8, queueDepth: 16, durationMs: 4000, commandTimeoutMs: 3000, verifyOnReconnect: true,
     })
     // Write, then power both off at once while copies are committed but not on storage.
     const writing = h.run().catch((e: unknown) => e)
-    await new Promise((r) => setTimeout(r, 1000))
+    const until = Date.now() + 10_000
+    while (h.acknowledged < 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+    expect(h.acknowledged).toBeGreaterThanOrEqual(200)
     await Promise.all([pair.nodes.a.kill('SIGKILL'), pair.nodes.b.kill('SIGKILL')])
     // The former primary comes back first: it must not serve without b's journal.
     await pair.nodes.a.start()
