@@ -1,7 +1,7 @@
 import { BaseCommand } from '../../cli/base.js'
 import { renderTable, formatBytes } from '../../cli/table.js'
-import { fetchStatus, AdminUnreachableError } from '../../admin/client.js'
-import { isConfigError } from '../../config/index.js'
+import { fetchStatus } from '../../admin/client.js'
+import { failWith } from '../../cli/failure.js'
 import { adminFlags, resolveAdmin } from '../../cli/admin-target.js'
 import type { NodeStatus } from '../../admin/status.js'
 
@@ -21,19 +21,11 @@ Exit status: 0 the node answered; 3 the node could not be reached; 2 bad flags o
 
   public async run(): Promise<NodeStatus> {
     const { flags } = await this.parse(NodeStatusCommand)
-    let admin: string
-    try {
-      admin = await resolveAdmin(flags)
-    } catch (err) {
-      if (isConfigError(err)) this.userError(err.message)
-      throw err
-    }
     let status: NodeStatus
     try {
-      status = await fetchStatus(admin, { timeoutMs: flags.timeout })
+      status = await fetchStatus(await resolveAdmin(flags), { timeoutMs: flags.timeout })
     } catch (err) {
-      if (err instanceof AdminUnreachableError) this.error(err.message, { exit: 3 })
-      throw err
+      failWith(this, err) // bad config: 2; unreachable: 3
     }
     if (!this.jsonEnabled()) this.print(status)
     return status

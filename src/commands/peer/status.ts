@@ -3,7 +3,7 @@ import { BaseCommand } from '../../cli/base.js'
 import { adminFlags, resolveAdmin } from '../../cli/admin-target.js'
 import { peerStatusLines } from '../../cli/peer-format.js'
 import { adminGetJson, AdminUnreachableError } from '../../admin/client.js'
-import { isConfigError } from '../../config/index.js'
+import { failWith } from '../../cli/failure.js'
 import { HEALTH_EXIT, healthOf, type PeerStatusReport } from '../../ha/status.js'
 
 export default class PeerStatus extends BaseCommand {
@@ -34,8 +34,7 @@ Made for cron health checks as well as terminals: --watch shows it live.`
     try {
       admin = await resolveAdmin(flags)
     } catch (err) {
-      if (isConfigError(err)) this.userError(err.message)
-      throw err
+      failWith(this, err)
     }
     const fetch = async (): Promise<PeerStatusReport> =>
       (await adminGetJson(admin, '/v1/peer', { timeoutMs: flags.timeout })) as PeerStatusReport
