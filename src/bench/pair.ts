@@ -61,37 +61,59 @@ export function removeLeftoverPairDirs(): void {
   liveDirs.clear()
 }
 
-export async function startPair(opts: PairOptions): Promise<BenchPair> {
-  const dir = await mkdtemp(join(tmpdir(), 'iscsi-ha-bench-pair-'))
-  liveDirs.add(dir)
-  const port = await freePort(opts.serviceHost)
-  const ports = {
+/**
+ * The config of a pair on loopback: portals on 127.0.0.1 and 127.0.0.2, admin and peer ports
+ * picked free, the service address on `serviceHost`. Shared by `bench failover` and the tests.
+ */
+export async function loopbackPairConfig(o: {
+  iqn: string
+  lunPath: string
+  /** Size for a LUN file that does not exist yet. */
+  sizeMiB?: number
+  serviceHost: string
+  peerSecret: string
+  /** More top-level YAML (ha:, journal: …). */
+  extra?: string
+}): Promise<{ yaml: string; admins: { a: { port: number }; b: { port: number } }; service: { host: string; port: number } }> {
+  const port = await freePort(o.serviceHost)
+  const p = {
     pa: await freePort('127.0.0.1'), pb: await freePort('127.0.0.2'),
     aa: await freePort(), ab: await freePort(), qa: await freePort(), qb: await freePort(),
   }
-  const lunPath = opts.lunPath ?? join(dir, 'lun0.img')
-  const size = existsSync(lunPath) ? '' : `\n        size: ${opts.sizeMiB ?? 64}MiB`
+  const size = o.sizeMiB !== undefined ? `\n        size: ${o.sizeMiB}MiB` : ''
   const yaml = `targets:
-  - iqn: ${PAIR_IQN}
+  - iqn: ${o.iqn}
     luns:
       - lun: 0
-        path: ${JSON.stringify(lunPath)}${size}
+        path: ${JSON.stringify(o.lunPath)}${size}
 nodes:
   a:
-    portal: 127.0.0.1:${ports.pa}
-    admin: 127.0.0.1:${ports.aa}
-    peer: 127.0.0.1:${ports.qa}
+    portal: 127.0.0.1:${p.pa}
+    admin: 127.0.0.1:${p.aa}
+    peer: 127.0.0.1:${p.qa}
   b:
-    portal: 127.0.0.2:${ports.pb}
-    admin: 127.0.0.1:${ports.ab}
-    peer: 127.0.0.1:${ports.qb}
+    portal: 127.0.0.2:${p.pb}
+    admin: 127.0.0.1:${p.ab}
+    peer: 127.0.0.1:${p.qb}
 service:
-  address: ${opts.serviceHost}:${port}
-peer_secret: ${randomBytes(24).toString('base64url')}
-ha:
-  lease_path: ${JSON.stringify(join(dir, 'lease'))}
-${opts.extra ?? ''}
+  address: ${o.serviceHost}:${port}
+peer_secret: ${o.peerSecret}
+${o.extra ?? ''}
 `
+  return { yaml, admins: { a: { port: p.aa }, b: { port: p.ab } }, service: { host: o.serviceHost, port } }
+}
+
+export async function startPair(opts: PairOptions): Promise<BenchPair> {
+  const dir = await mkdtemp(join(tmpdir(), 'iscsi-ha-bench-pair-'))
+  liveDirs.add(dir)
+  const lunPath = opts.lunPath ?? join(dir, 'lun0.img')
+  const { yaml, admins, service } = await loopbackPairConfig({
+    iqn: PAIR_IQN, lunPath, ...(existsSync(lunPath) ? {} : { sizeMiB: opts.sizeMiB ?? 64 }),
+    serviceHost: opts.serviceHost, peerSecret: randomBytes(24).toString('base64url'),
+    extra: `ha:\n  lease_path: ${JSON.stringify(join(dir, 'lease'))}\n${opts.extra ?? ''}`,
+  })
+  const port = service.port
+  const ports = { aa: admins.a.port, ab: admins.b.port }
   const configPath = join(dir, 'pair.yaml')
   await writeFile(configPath, yaml, { mode: 0o600 })
 

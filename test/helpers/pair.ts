@@ -4,7 +4,8 @@ import { execa, type ResultPromise } from 'execa'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { cli, freePort } from './node-process.js'
+import { cli } from './node-process.js'
+import { loopbackPairConfig } from '../../src/bench/pair.js'
 import { adminGetJson } from '../../src/admin/client.js'
 import type { PeerStatusReport } from '../../src/ha/status.js'
 
@@ -33,28 +34,12 @@ export interface Pair {
 export async function startPair(opts: { serviceHost: string; sizeMiB?: number; extra?: string; env?: Record<string, string> }): Promise<Pair> {
   const dir = await mkdtemp(join(tmpdir(), 'iscsi-ha-pair-'))
   const iqn = 'iqn.2026-11.io.iscsi-ha:pair'
-  const port = await freePort(opts.serviceHost)
-  const ports = { pa: await freePort(), pb: await freePort('127.0.0.2'), aa: await freePort(), ab: await freePort(), qa: await freePort(), qb: await freePort() }
-  const yaml = `targets:
-  - iqn: ${iqn}
-    luns:
-      - lun: 0
-        path: ./lun0.img
-        size: ${opts.sizeMiB ?? 64}MiB
-nodes:
-  a:
-    portal: 127.0.0.1:${ports.pa}
-    admin: 127.0.0.1:${ports.aa}
-    peer: 127.0.0.1:${ports.qa}
-  b:
-    portal: 127.0.0.2:${ports.pb}
-    admin: 127.0.0.1:${ports.ab}
-    peer: 127.0.0.1:${ports.qb}
-service:
-  address: ${opts.serviceHost}:${port}
-peer_secret: a-long-shared-secret-for-tests
-${opts.extra ?? ''}
-`
+  const { yaml, admins, service } = await loopbackPairConfig({
+    iqn, lunPath: join(dir, 'lun0.img'), sizeMiB: opts.sizeMiB ?? 64, serviceHost: opts.serviceHost,
+    peerSecret: 'a-long-shared-secret-for-tests', ...(opts.extra ? { extra: opts.extra } : {}),
+  })
+  const port = service.port
+  const ports = { aa: admins.a.port, ab: admins.b.port }
   const configPath = join(dir, 'pair.yaml')
   await writeFile(configPath, yaml)
 
