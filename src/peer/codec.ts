@@ -56,6 +56,7 @@
 //                            copied: do not modify it until it has been written.
 // Encoders throw RangeError/TypeError for values the format cannot carry (a caller bug).
 
+import { ReceiveBuffer } from '../wire/receive-buffer.js'
 import { crc32c } from '../wire/digest.js'
 import type { HostConnection, JournalEntry, PeerMessage, Role } from '../ha/types.js'
 import { PeerProtocolError } from './errors.js'
@@ -755,13 +756,8 @@ export class FrameDecoder {
   ownData: boolean
 
   private maxFrame: number
-  private readonly initialBufferSize: number
-  /** Bytes being parsed: a borrowed pushed chunk, `store` or `big`. */
-  private buf: Buffer = EMPTY
-  private start = 0
-  private end = 0
-  /** Owned, writable storage for small leftovers. */
-  private store: Buffer | undefined = undefined
+  /** Bytes being parsed: a borrowed pushed chunk, the owned store, or `big`. */
+  private readonly rx: ReceiveBuffer
   /** A buffer of exactly one large frame's size, being filled. */
   private big: Buffer | undefined = undefined
   /** Chunks pushed from inside onFrame, or left behind by an exception in onFrame. */
@@ -773,7 +769,7 @@ export class FrameDecoder {
     this.onFrame = options.onFrame
     this.ownData = options.ownData ?? false
     this.maxFrame = checkFrameLimit(options.maxFrameLength ?? DEFAULT_MAX_FRAME_LENGTH)
-    this.initialBufferSize = Math.max(FRAME_HEADER_LENGTH, options.initialBufferSize ?? DEFAULT_INITIAL_BUFFER)
+    this.rx = new ReceiveBuffer(Math.max(FRAME_HEADER_LENGTH, options.initialBufferSize ?? DEFAULT_INITIAL_BUFFER), RETAIN_LIMIT)
   }
 
   /** Largest whole frame accepted; a longer declared length raises PEER_FRAME_TOO_LONG. */
@@ -791,7 +787,7 @@ export class FrameDecoder {
 
   /** Bytes received but not yet consumed (a partial frame). */
   get bufferedBytes(): number {
-    let n = this.end - this.start
+    let n = this.rx.end - this.rx.start
     for (let i = 0; i < this.queue.length; i++) n += this.queue[i]!.length
     return n
   }
@@ -814,7 +810,7 @@ export class FrameDecoder {
       while (this.queue.length > 0) this.feed(this.queue.shift()!)
       // Resume bytes left behind by an exception in onFrame (e.g. after push(empty)).
       const big = this.big
-      if (big === undefined || this.end === big.length) this.drain()
+      if (big === undefined || this.rx.end === big.length) this.drain()
     } finally {
       this.parsing = false
     }
@@ -823,11 +819,11 @@ export class FrameDecoder {
   private feed(input: Buffer): void {
     const big = this.big
     if (big !== undefined) {
-      if (this.end < big.length) {
-        const n = Math.min(big.length - this.end, input.length)
-        input.copy(big, this.end, 0, n)
-        this.end += n
-        if (this.end < big.length) return
+      if (this.rx.end < big.length) {
+        const n = Math.min(big.length - this.rx.end, input.length)
+        input.copy(big, this.rx.end, 0, n)
+        this.rx.end += n
+        if (this.rx.end < big.length) return
         // The frame is complete; anything behind it is parsed after it.
         if (n < input.length) this.queue.unshift(input.subarray(n))
       } else {
@@ -837,70 +833,26 @@ export class FrameDecoder {
       this.drain()
       return
     }
-    if (this.start === this.end) {
-      this.buf = input
-      this.start = 0
-      this.end = input.length
-      if (this.store !== undefined && this.store.length > RETAIN_LIMIT) this.store = undefined
-    } else {
-      this.append(input)
-    }
+    this.rx.take(input)
     this.drain()
-  }
-
-  /** Copy `input` behind the unconsumed bytes, in owned storage. */
-  private append(input: Buffer): void {
-    const leftover = this.end - this.start
-    const required = leftover + input.length
-    const store = this.store
-    if (store !== undefined && this.buf === store) {
-      if (store.length - this.end >= input.length) {
-        input.copy(store, this.end)
-        this.end += input.length
-        return
-      }
-      if (store.length >= required) {
-        store.copyWithin(0, this.start, this.end)
-        input.copy(store, leftover)
-        this.start = 0
-        this.end = required
-        return
-      }
-    } else if (store !== undefined && store.length >= required) {
-      this.buf.copy(store, 0, this.start, this.end)
-      input.copy(store, leftover)
-      this.buf = store
-      this.start = 0
-      this.end = required
-      return
-    }
-    let size = store === undefined ? this.initialBufferSize : store.length * 2
-    while (size < required) size *= 2
-    const next = Buffer.allocUnsafe(size)
-    this.buf.copy(next, 0, this.start, this.end)
-    input.copy(next, leftover)
-    this.store = next
-    this.buf = next
-    this.start = 0
-    this.end = required
   }
 
   private drain(): void {
     for (;;) {
-      const b = this.buf
-      const s = this.start
-      const avail = this.end - s
+      const b = this.rx.buf
+      const s = this.rx.start
+      const avail = this.rx.end - s
       if (avail === 0) {
         if (b === this.big) this.big = undefined
-        if (b !== this.store) this.buf = EMPTY // drop a consumed chunk or big frame buffer
-        this.start = 0
-        this.end = 0
+        if (!this.rx.owns(b)) this.rx.buf = EMPTY // drop a consumed chunk or big frame buffer
+        this.rx.start = 0
+        this.rx.end = 0
         return
       }
       const m = avail < 4 ? avail : 4
       for (let i = 0; i < m; i++) {
         if (b[s + i] !== FRAME_MAGIC[i]) {
-          const sample = Buffer.from(b.subarray(s, Math.min(this.end, s + 16)))
+          const sample = Buffer.from(b.subarray(s, Math.min(this.rx.end, s + 16)))
           const err = new PeerProtocolError(
             'PEER_BAD_MAGIC',
             `not an iscsi-ha peer-link frame: bad magic, received "${printable(sample)}" ` +
@@ -936,11 +888,11 @@ export class FrameDecoder {
         if (total > BIG_FRAME_THRESHOLD) {
           // Assemble this frame in a buffer of its own size.
           const big = Buffer.allocUnsafeSlow(total)
-          b.copy(big, 0, s, this.end)
+          b.copy(big, 0, s, this.rx.end)
           this.big = big
-          this.buf = big
-          this.start = 0
-          this.end = avail
+          this.rx.buf = big
+          this.rx.start = 0
+          this.rx.end = avail
         }
         return
       }
@@ -956,7 +908,7 @@ export class FrameDecoder {
         )
       }
       // The whole frame is here. Consume it before the callback runs.
-      this.start = s + total
+      this.rx.start = s + total
       // A big-frame buffer holds exactly this frame and is never reused: its data can be handed out.
       const frame = decodeBody(b, s, payloadLength, dataLength, this.ownData, b === this.big)
       if (frame instanceof PeerProtocolError) throw this.fail(frame)
@@ -966,10 +918,7 @@ export class FrameDecoder {
 
   private fail(err: PeerProtocolError): PeerProtocolError {
     this.failure = err
-    this.buf = EMPTY
-    this.start = 0
-    this.end = 0
-    this.store = undefined
+    this.rx.reset()
     this.big = undefined
     this.queue.length = 0
     return err

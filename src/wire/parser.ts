@@ -27,6 +27,7 @@
 // change made inside onPdu applies to the very next PDU, even one already sitting in the buffer.
 // push() may be called from inside onPdu: the chunk is appended and parsed after the current PDU.
 
+import { ReceiveBuffer } from './receive-buffer.js'
 import {
   BHS_LENGTH,
   Opcode,
@@ -121,13 +122,7 @@ export class PduParser<D extends ParserDirection = 'any'> {
   dataDigest: boolean
 
   private maxSegment: number
-  private readonly initialBufferSize: number
-  /** Bytes being parsed: either a borrowed pushed chunk or `store`. */
-  private buf: Buffer = EMPTY
-  private start = 0
-  private end = 0
-  /** Owned, writable storage (undefined until first needed). */
-  private store: Buffer | undefined = undefined
+  private readonly rx: ReceiveBuffer
   /** Bytes needed to complete the PDU at `start` (a sizing hint for the store). */
   private need = 0
   private parsing = false
@@ -140,7 +135,7 @@ export class PduParser<D extends ParserDirection = 'any'> {
     this.headerDigest = options.headerDigest ?? false
     this.dataDigest = options.dataDigest ?? false
     this.maxSegment = checkSegmentLimit(options.maxDataSegmentLength ?? DEFAULT_MAX_DATA_SEGMENT_LENGTH)
-    this.initialBufferSize = Math.max(BHS_LENGTH, options.initialBufferSize ?? DEFAULT_INITIAL_BUFFER)
+    this.rx = new ReceiveBuffer(Math.max(BHS_LENGTH, options.initialBufferSize ?? DEFAULT_INITIAL_BUFFER), RETAIN_LIMIT)
   }
 
   /** Largest DataSegmentLength accepted; larger segments raise SegmentTooLongError (fatal). */
@@ -158,7 +153,7 @@ export class PduParser<D extends ParserDirection = 'any'> {
 
   /** Bytes received but not yet consumed (a partial PDU). */
   get bufferedBytes(): number {
-    return this.end - this.start
+    return this.rx.end - this.rx.start
   }
 
   /**
@@ -173,18 +168,10 @@ export class PduParser<D extends ParserDirection = 'any'> {
     const input = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     if (this.parsing) {
       // Nested in a callback: only append; the running loop picks the bytes up.
-      if (input.length > 0) this.append(input, false)
+      if (input.length > 0) this.rx.append(input, false, this.need)
       return
     }
-    if (this.start === this.end) {
-      // Nothing left over: parse the chunk in place.
-      this.buf = input
-      this.start = 0
-      this.end = input.length
-      if (this.store !== undefined && this.store.length > RETAIN_LIMIT) this.store = undefined
-    } else if (input.length > 0) {
-      this.append(input, true)
-    }
+    this.rx.take(input, this.need)
     this.parsing = true
     try {
       this.drain()
@@ -193,51 +180,11 @@ export class PduParser<D extends ParserDirection = 'any'> {
     }
   }
 
-  /** Copy `input` behind the unconsumed bytes, in owned storage. */
-  private append(input: Buffer, mayCompact: boolean): void {
-    const leftover = this.end - this.start
-    const required = leftover + input.length
-    const store = this.store
-    if (store !== undefined && this.buf === store) {
-      if (store.length - this.end >= input.length) {
-        input.copy(store, this.end)
-        this.end += input.length
-        return
-      }
-      if (mayCompact && store.length >= required) {
-        store.copyWithin(0, this.start, this.end)
-        input.copy(store, leftover)
-        this.start = 0
-        this.end = required
-        return
-      }
-    } else if (store !== undefined && store.length >= required) {
-      // The store is not what the pending bytes (or any live PDU view) point into: reuse it.
-      this.buf.copy(store, 0, this.start, this.end)
-      input.copy(store, leftover)
-      this.buf = store
-      this.start = 0
-      this.end = required
-      return
-    }
-    // Grow: a fresh allocation, so views into the old storage stay intact.
-    let size = store === undefined ? this.initialBufferSize : store.length * 2
-    const want = Math.max(required, this.need)
-    while (size < want) size *= 2
-    const next = Buffer.allocUnsafe(size)
-    this.buf.copy(next, 0, this.start, this.end)
-    input.copy(next, leftover)
-    this.store = next
-    this.buf = next
-    this.start = 0
-    this.end = required
-  }
-
   private drain(): void {
     for (;;) {
-      const b = this.buf
-      const s = this.start
-      const avail = this.end - s
+      const b = this.rx.buf
+      const s = this.rx.start
+      const avail = this.rx.end - s
       if (avail < BHS_LENGTH) {
         this.need = BHS_LENGTH
         return
@@ -271,7 +218,7 @@ export class PduParser<D extends ParserDirection = 'any'> {
       }
 
       // The whole PDU is here. Consume it before any callback runs.
-      this.start = s + total
+      this.rx.start = s + total
       this.need = 0
       const dataStart = s + headerLength
 
@@ -342,10 +289,7 @@ export class PduParser<D extends ParserDirection = 'any'> {
       err.bhs = Buffer.from(b.subarray(s, s + BHS_LENGTH))
     }
     this.failure = err
-    this.buf = EMPTY
-    this.start = 0
-    this.end = 0
-    this.store = undefined
+    this.rx.reset()
     return err
   }
 }
