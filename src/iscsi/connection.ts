@@ -20,7 +20,7 @@ import {
   type TextRequest,
 } from '../wire/pdu.js'
 import { decodeLun } from '../wire/lun.js'
-import { ScsiStatus, type LogicalUnit, type ScsiResult } from '../scsi/types.js'
+import { ScsiStatus, type ScsiResult } from '../scsi/types.js'
 import { senseFor, type TransportSense } from './transport-sense.js'
 import { LoginNegotiator, type LoginEnvironment, type SessionParams } from './login.js'
 import { answerSendTargets } from './discovery.js'
@@ -542,14 +542,16 @@ export class IscsiConnection {
   private start(task: ScsiTask): void {
     task.state = 'running'
     const session = this.session!
-    if (task.earlyResult || !task.lu) {
+    // REPORT LUNS answers on any LUN (SPC-4 §6.33): for an absent one, a unit the target has does.
+    const lu = task.lu ?? (task.cdb[0] === 0xa0 ? session.target!.luns.values().next().value : undefined)
+    if (task.earlyResult || !lu) {
       const result = task.earlyResult ?? this.noSuchLun(task)
       this.finish(task, result)
       return
     }
     const nexus = session.nexus!
     const run = runWithCommand({ initiator: nexus.initiatorName, isid: nexus.isid, itt: task.itt }, () =>
-      task.lu!.execute({
+      lu.execute({
         cdb: task.cdb, nexus, expectedLength: task.expectedLength, dataOut: task.dataOut, signal: task.abort.signal,
       }),
     )
@@ -564,14 +566,7 @@ export class IscsiConnection {
 
   /** Commands to a LUN the target does not have (SPC-4 §4.7.1, SAM-5 §5.8.3). */
   private noSuchLun(task: ScsiTask): ScsiResult {
-    const target = this.session!.target!
-    const opcode = task.cdb[0]
-    if (opcode === 0xa0) {
-      // REPORT LUNS answers on any LUN: ask a real one.
-      const any = target.luns.values().next().value as LogicalUnit | undefined
-      if (any) return { status: ScsiStatus.Good, dataIn: reportLunsFallback(target) }
-    }
-    if (opcode === 0x12) {
+    if (task.cdb[0] === 0x12) {
       // INQUIRY to an absent LUN: peripheral qualifier 011b, type 1Fh.
       const data = Buffer.alloc(36)
       data[0] = 0x7f
@@ -914,17 +909,3 @@ function headerOf(pdu: InitiatorPdu): Buffer {
   return Buffer.from(encodePdu({ ...pdu, ahs: [], data: EMPTY })[0]!.subarray(0, 48))
 }
 
-function reportLunsFallback(target: Target): Buffer {
-  const luns = target.lunNumbers()
-  const data = Buffer.alloc(8 + luns.length * 8)
-  data.writeUInt32BE(luns.length * 8, 0)
-  luns.forEach((lun, i) => {
-    const off = 8 + i * 8
-    if (lun < 256) data[off + 1] = lun
-    else {
-      data[off] = 0x40 | (lun >> 8)
-      data[off + 1] = lun & 0xff
-    }
-  })
-  return data
-}

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import type { ClusterConfig, NodeConfig } from '../config/index.js'
+import { formatHostPort, type ClusterConfig, type NodeConfig } from '../config/index.js'
 import type { LoginEnvironment, TargetAccess } from '../iscsi/login.js'
 import { SessionRegistry } from '../iscsi/session.js'
 import { Target } from '../iscsi/target.js'
@@ -83,7 +83,7 @@ export class Controller {
       const access: TargetAccess = {
         iqn: t.iqn,
         tpgt,
-        portals: [`${formatHost(this.node.portal.host)}:${this.node.portal.port},${tpgt}`],
+        portals: [`${formatHostPort(this.node.portal.host, this.node.portal.port)},${tpgt}`],
         ...(t.alias ? { alias: t.alias } : {}),
         ...(t.chap ? { chap: t.chap } : {}),
         ...(t.initiators ? { initiators: t.initiators } : {}),
@@ -178,9 +178,9 @@ export class Controller {
     })
     this.admin = admin
     log.info('node ready', {
-      node: this.opts.nodeName, portal: `${formatHost(this.node.portal.host)}:${this.node.portal.port}`,
+      node: this.opts.nodeName, portal: `${formatHostPort(this.node.portal.host, this.node.portal.port)}`,
       listening: this.portal.listening,
-      admin: `${formatHost(this.node.admin.host)}:${this.node.admin.port}`,
+      admin: `${formatHostPort(this.node.admin.host, this.node.admin.port)}`,
       targets: [...this.targets.keys()], urls: this.urls(),
     })
   }
@@ -218,9 +218,9 @@ export class Controller {
   hostConnections(localAddresses?: string[]): HostConnection[] {
     const out: HostConnection[] = []
     for (const c of this.portal?.live ?? []) {
-      const local = `${formatHost(c.socket.localAddress ?? '')}:${c.socket.localPort}`
+      const local = formatHostPort(c.socket.localAddress ?? '', c.socket.localPort ?? 0)
       if (localAddresses && !localAddresses.includes(local)) continue
-      out.push({ local, remote: `${formatHost(c.socket.remoteAddress ?? '')}:${c.socket.remotePort}` })
+      out.push({ local, remote: formatHostPort(c.socket.remoteAddress ?? '', c.socket.remotePort ?? 0) })
     }
     return out
   }
@@ -232,8 +232,8 @@ export class Controller {
 
   /** iscsi:// URLs for each LUN, as libiscsi and QEMU take them. */
   urls(): string[] {
-    const host = formatHost(this.node.portal.host)
-    return this.luns.map((l) => `iscsi://${host}:${this.node.portal.port}/${l.targetIqn}/${l.lun}`)
+    const portal = formatHostPort(this.node.portal.host, this.node.portal.port)
+    return this.luns.map((l) => `iscsi://${portal}/${l.targetIqn}/${l.lun}`)
   }
 
   status(): NodeStatus {
@@ -244,8 +244,8 @@ export class Controller {
       version: VERSION,
       startedAt: this.startedAt.toISOString(),
       uptimeS: Math.round((now - this.startedAt.getTime()) / 1000),
-      portal: `${formatHost(this.node.portal.host)}:${this.node.portal.port}`,
-      admin: `${formatHost(this.node.admin.host)}:${this.node.admin.port}`,
+      portal: `${formatHostPort(this.node.portal.host, this.node.portal.port)}`,
+      admin: `${formatHostPort(this.node.admin.host, this.node.admin.port)}`,
       targets: [...this.targets.values()].map((t) => ({
         iqn: t.iqn,
         ...(t.access.alias ? { alias: t.access.alias } : {}),
@@ -286,8 +286,4 @@ export class Controller {
     }
     this.opts.log.info('node stopped', { node: this.opts.nodeName })
   }
-}
-
-function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host
 }

@@ -6,6 +6,7 @@ import { PduParser, encodePdu, isWireError } from '../wire/index.js'
 import { RejectReason, type TargetPdu } from '../wire/pdu.js'
 import { IscsiConnection, type ConnectionDeps } from '../iscsi/connection.js'
 import type { Logger } from './log.js'
+import { formatHostPort } from '../config/index.js'
 
 /** RFC 7143 §13.12: MaxRecvDataSegmentLength is 8192 until the login negotiates otherwise. */
 const LOGIN_MAX_SEGMENT = 8192
@@ -23,11 +24,6 @@ export interface LiveConnection {
   connection: IscsiConnection
 }
 
-/** host:port with IPv6 in brackets, as logs and SendTargets write it. */
-export function addressText(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`
-}
-
 export class Portal {
   /** One listener per address: a controller's own portal, and the service address while it holds it. */
   private readonly servers = new Map<string, Server>()
@@ -40,7 +36,7 @@ export class Portal {
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const key = addressText(host, port)
+    const key = formatHostPort(host, port)
     if (this.servers.has(key)) return { host, port }
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket))
     server.maxConnections = this.opts.maxConnections
@@ -59,7 +55,7 @@ export class Portal {
 
   /** Stop accepting on one address (existing connections are left to dropAll). */
   async unlisten(host: string, port: number): Promise<void> {
-    const key = addressText(host, port)
+    const key = formatHostPort(host, port)
     const server = this.servers.get(key)
     if (!server) return
     this.servers.delete(key)

@@ -237,6 +237,18 @@ describe('command window', () => {
     expect(h.take(Opcode.DataIn).map((p) => p.itt)).toEqual([1, 2, 3])
   })
 
+  it('answers REPORT LUNS on an absent LUN through a unit the target has, and nothing else there', async () => {
+    const h = await loggedIn()
+    const reportLuns = { ...read10(1, 1, 1, { lun: encodeLun(9), expectedDataTransferLength: 64 }), cdb: Buffer.from([0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0]) }
+    h.feed(reportLuns)
+    h.feed(read10(2, 2, 1, { lun: encodeLun(9) }))
+    await flushMicrotasks()
+    expect(h.unit.executed.map((e) => e.opcode)).toEqual([0xa0])
+    const [resp] = h.take(Opcode.ScsiResponse).filter((r) => r.itt === 2)
+    expect(resp).toMatchObject({ status: 2 })
+    expect([resp!.sense![12], resp!.sense![13]]).toEqual([0x25, 0x00])
+  })
+
   it('ignores a command outside the window', async () => {
     const h = await loggedIn()
     h.feed(read10(1, 500, 1))
