@@ -12,16 +12,19 @@
 //   opened with O_EXCL, which Linux turns into an exclusive claim: a mounted or otherwise
 //   claimed device fails with DEVICE_BUSY.
 //
-// I/O: read allocates exactly one buffer (Buffer.allocUnsafe) and fills it, looping on short
-// reads (zero-filling past an unexpected end of file); write loops on short writes and, with
-// FUA, waits for fdatasync. Concurrent fdatasync requests are batched: a request that arrives
-// while one is running shares the next one.
+// I/O: read fills one buffer (carved from a shared slab, see wire/buffer-slab.ts), looping on short reads
+// (zero-filling past an unexpected end of file); write loops on short writes and, with FUA,
+// waits for fdatasync. Reads and writes run inline or in the thread pool as the backend's
+// InlineIoPolicy decides (inline-io.ts); fdatasync always runs in the thread pool. Concurrent
+// fdatasync requests are batched: a request that arrives while one is running shares the next.
 
 import { execa } from 'execa'
-import { constants, type Stats } from 'node:fs'
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises'
+import { constants, readSync, writeSync, type Stats } from 'node:fs'
+import { open, readFile, stat, statfs, type FileHandle } from 'node:fs/promises'
 import type { BlockDevice } from '../scsi/types.js'
 import { StorageError } from './errors.js'
+import { InlineIoPolicy, REMOTE_FS_MAGIC, type InlineIoOptions, type InlineIoStats, type IoMode } from './inline-io.js'
+import { BufferSlab } from '../wire/buffer-slab.js'
 
 export type BackendKind = 'file' | 'block'
 
@@ -61,6 +64,24 @@ export interface BackendOptions {
   readOnly?: boolean
   /** sysfs root, for tests. Default '/sys'. */
   sysfsRoot?: string
+  /**
+   * Where reads and writes run (inline-io.ts). Default 'auto', which becomes 'threadpool' for a
+   * file on a network or cluster file system.
+   */
+  io?: IoMode
+  /** Tuning of the 'auto' policy (tests). */
+  inlineIo?: InlineIoOptions
+}
+
+/** The I/O mode for a file: 'auto' unless its file system can block for a server's sake. */
+async function effectiveIoMode(path: string, kind: BackendKind, requested: IoMode): Promise<IoMode> {
+  if (requested !== 'auto' || kind === 'block') return requested
+  try {
+    const fs = await statfs(path)
+    return REMOTE_FS_MAGIC.has(fs.type) ? 'threadpool' : 'auto'
+  } catch {
+    return 'threadpool' // cannot tell: the safe choice
+  }
 }
 
 function errno(e: unknown): string | undefined {
@@ -98,6 +119,10 @@ function checkSize(path: string, size: number | undefined): void {
   }
 }
 
+async function policyFor(opts: BackendOptions, path: string, kind: BackendKind): Promise<InlineIoPolicy> {
+  return new InlineIoPolicy(await effectiveIoMode(path, kind, opts.io ?? 'auto'), opts.inlineIo)
+}
+
 export async function openBackend(opts: BackendOptions): Promise<FileBackend> {
   const { path } = opts
   const readOnly = opts.readOnly ?? false
@@ -126,7 +151,7 @@ export async function openBackend(opts: BackendOptions): Promise<FileBackend> {
       await fh.close()
       throw e
     }
-    return new FileBackend(fh, path, 'file', opts.sizeBytes, false)
+    return new FileBackend(fh, path, 'file', opts.sizeBytes, false, await policyFor(opts, path, 'file'))
   }
 
   if (st.isBlockDevice()) {
@@ -153,7 +178,7 @@ export async function openBackend(opts: BackendOptions): Promise<FileBackend> {
         size = opts.sizeBytes
       }
       if (size === 0) throw new StorageError('INVALID_SIZE', path, 'block device has size 0')
-      return new FileBackend(fh, path, 'block', size, readOnly, opts.sysfsRoot)
+      return new FileBackend(fh, path, 'block', size, readOnly, await policyFor(opts, path, 'block'), opts.sysfsRoot)
     } catch (e) {
       await fh.close()
       throw e
@@ -187,12 +212,15 @@ export async function openBackend(opts: BackendOptions): Promise<FileBackend> {
       size = opts.sizeBytes
     }
     if (size === 0) throw new StorageError('INVALID_SIZE', path, 'file is empty and no size is configured')
-    return new FileBackend(fh, path, 'file', size, readOnly)
+    return new FileBackend(fh, path, 'file', size, readOnly, await policyFor(opts, path, 'file'))
   } catch (e) {
     await fh.close()
     throw e
   }
 }
+
+/** Read buffers for every backend of the process (short-lived: they leave as Data-In). */
+const readBuffers = new BufferSlab()
 
 export class FileBackend implements BlockDevice {
   private closed = false
@@ -207,6 +235,7 @@ export class FileBackend implements BlockDevice {
     readonly kind: BackendKind,
     sizeBytes: number,
     readonly readOnly: boolean,
+    private readonly io: InlineIoPolicy = new InlineIoPolicy('threadpool'),
     private readonly sysfsRoot = '/sys',
   ) {
     this.size = sizeBytes
@@ -254,10 +283,28 @@ export class FileBackend implements BlockDevice {
     }
   }
 
+  /** Where this backend's I/O has been running. */
+  ioStats(): InlineIoStats {
+    return this.io.stats()
+  }
+
   async read(offset: number, length: number): Promise<Buffer> {
     this.check(offset, length)
-    const buf = Buffer.allocUnsafe(length)
+    const buf = readBuffers.take(length)
     let done = 0
+    if (this.io.inline(length)) {
+      const t0 = this.io.clock()
+      while (done < length) {
+        const n = readSync(this.fh.fd, buf, done, length - done, offset + done)
+        if (n === 0) {
+          buf.fill(0, done)
+          break
+        }
+        done += n
+      }
+      this.io.record(length, this.io.clock() - t0)
+      return buf
+    }
     while (done < length) {
       const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done)
       if (bytesRead === 0) {
@@ -273,6 +320,11 @@ export class FileBackend implements BlockDevice {
     this.check(offset, data.length)
     if (this.readOnly) throw new StorageError('READ_ONLY', this.path, 'backend is read-only')
     let done = 0
+    if (this.io.inline(data.length)) {
+      const t0 = this.io.clock()
+      while (done < data.length) done += writeSync(this.fh.fd, data, done, data.length - done, offset + done)
+      this.io.record(data.length, this.io.clock() - t0)
+    }
     while (done < data.length) {
       const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done)
       done += bytesWritten

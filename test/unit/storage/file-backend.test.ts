@@ -118,6 +118,23 @@ describe('regular files', () => {
     await b.flush()
   })
 
+  it.each(['inline', 'threadpool', 'auto'] as const)('io %s: the same bytes either way, counted where they ran', async (io) => {
+    const b = await open({ path: join(dir, `io-${io}.img`), sizeBytes: 4 * MiB, io })
+    const big = Buffer.alloc(512 * 1024)
+    for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff
+    await b.write(4096, Buffer.alloc(4096, 0x5a), { fua: false })
+    await b.write(MiB, big, { fua: true })
+    expect((await b.read(4096, 4096)).every((x) => x === 0x5a)).toBe(true)
+    expect((await b.read(MiB, big.length)).equals(big)).toBe(true)
+    const s = b.ioStats()
+    // The temp dir is on a local file system, so 'auto' stays 'auto'; the 512 KiB request is
+    // over its inline limit.
+    expect(s.mode).toBe(io)
+    if (io === 'inline') expect(s).toMatchObject({ inlineOps: 4, threadPoolOps: 0 })
+    if (io === 'threadpool') expect(s).toMatchObject({ inlineOps: 0, threadPoolOps: 4 })
+    if (io === 'auto') expect(s).toMatchObject({ inlineOps: 2, threadPoolOps: 2 })
+  })
+
   it('data survives close and reopen', async () => {
     const path = join(dir, 'persist.img')
     const b = await openBackend({ path, sizeBytes: MiB })
