@@ -416,7 +416,7 @@ export class IscsiConnection {
     const unsolicited = cmd.write ? (params.initialR2T ? cmd.data.length : Math.max(params.firstBurstLength, cmd.data.length)) : 0
     const task = new ScsiTask(
       cmd.itt, cmd.cmdSN, cmd.immediate, lunId ?? -1, lu, cdb, edtl, cmd.read, cmd.write, plan,
-      Math.min(unsolicited, cmd.write ? edtl : 0), now,
+      Math.min(unsolicited, cmd.write ? edtl : 0), now, cmd.dataRetainable ? cmd.data : undefined,
     )
     task.residualOverride = residualOverride
     this.tasks.set(task.itt, task)
@@ -427,7 +427,7 @@ export class IscsiConnection {
         this.failTask(task, 'tooMuchWriteData', RejectReason.ProtocolError, cmd)
         return
       }
-      cmd.data.copy(task.dataOut, 0)
+      if (task.dataOut !== cmd.data) cmd.data.copy(task.dataOut, 0)
       task.received += cmd.data.length
       task.unsolicitedPending -= cmd.data.length
       task.unsolicitedOffset = cmd.data.length
@@ -552,7 +552,7 @@ export class IscsiConnection {
     const nexus = session.nexus!
     const run = runWithCommand({ initiator: nexus.initiatorName, isid: nexus.isid, itt: task.itt }, () =>
       lu.execute({
-        cdb: task.cdb, nexus, expectedLength: task.expectedLength, dataOut: task.dataOut, signal: task.abort.signal,
+        cdb: task.cdb, nexus, expectedLength: task.expectedLength, dataOut: task.dataOut,
       }),
     )
     task.finished = run.then(
@@ -765,8 +765,9 @@ export class IscsiConnection {
     const running: Promise<void>[] = []
     for (const task of victims) {
       const wasRunning = task.state === 'running'
+      // A task that has started is not stopped midway (the engine checks for an abort only
+      // before it begins); its answer is dropped in finish().
       task.state = 'aborted'
-      task.abort.abort()
       this.endTask(task)
       if (wasRunning) running.push(task.finished)
     }

@@ -3,6 +3,7 @@
 // decides what to send; this file only says what is owed.
 
 import type { LogicalUnit, DataOutPlan, ScsiResult } from '../scsi/types.js'
+import { BufferSlab } from '../wire/buffer-slab.js'
 
 export type TaskState = 'collecting' | 'ready' | 'running' | 'done' | 'aborted'
 
@@ -31,7 +32,6 @@ export class ScsiTask {
   nextR2TSN = 0
   readonly r2ts = new Map<number, OutstandingR2T>()
   dataInSN = 0
-  readonly abort = new AbortController()
   /** Settles when the task's storage work is over (whatever the outcome). */
   finished: Promise<void> = Promise.resolve()
   /** Answer decided before execution (a refused CDB): sent once the unsolicited data is in. */
@@ -57,9 +57,15 @@ export class ScsiTask {
     /** Bytes the initiator may send without an R2T: FirstBurstLength or 0, capped by EDTL. */
     unsolicitedAllowance: number,
     now: number,
+    /**
+     * All of the Data-Out, when it came as immediate data the task may keep (see
+     * ScsiCommand.dataRetainable): used as it is instead of copied.
+     */
+    wholeImmediateData?: Buffer,
   ) {
     const outLength = isWrite ? expectedLength : 0
-    this.dataOut = outLength > 0 ? Buffer.allocUnsafe(outLength) : EMPTY
+    this.dataOut =
+      outLength === 0 ? EMPTY : wholeImmediateData?.length === outLength ? wholeImmediateData : dataOutBuffers.take(outLength)
     this.unsolicitedPending = Math.min(unsolicitedAllowance, outLength)
     this.nextSolicitOffset = this.unsolicitedPending
     // Solicit no more than the CDB will use: surplus EDTL is only taken if sent unsolicited.
@@ -75,6 +81,8 @@ export class ScsiTask {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Data-Out buffers of every connection: a task keeps its buffer about as long as it runs. */
+const dataOutBuffers = new BufferSlab()
 
 /** Residual bookkeeping for the SCSI Response / final Data-In (RFC 7143 §11.4.5). */
 export interface Residual {

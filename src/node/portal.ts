@@ -148,6 +148,7 @@ export class Portal {
     const parser = new PduParser({
       direction: 'target',
       maxDataSegmentLength: LOGIN_MAX_SEGMENT,
+      retainChunks: true,
       onPdu: (pdu) => connection.onPdu(pdu),
       onError: (err, header) => connection.onRecoverableError(err.rejectReason ?? RejectReason.ProtocolError, header),
     })

@@ -97,6 +97,12 @@ export interface PduParserOptions<D extends ParserDirection = 'any'> {
   onError?: (err: WireError, bhs: Buffer) => void
   /** Initial size of the owned receive store when one is first needed (default 64 KiB). */
   initialBufferSize?: number
+  /**
+   * The pusher never modifies a chunk after push() (true of socket reads: Node allocates each
+   * one anew). A SCSI Command's immediate data parsed in place is then marked
+   * `dataRetainable`: the chunk outlives the callback untouched. Default false.
+   */
+  retainChunks?: boolean
 }
 
 /** Default MaxRecvDataSegmentLength (RFC 7143 §13.12) and the Login Phase limit. */
@@ -127,8 +133,10 @@ export class PduParser<D extends ParserDirection = 'any'> {
   private need = 0
   private parsing = false
   private failure: FatalFramingError | undefined = undefined
+  private readonly retainChunks: boolean
 
   constructor(options: PduParserOptions<D>) {
+    this.retainChunks = options.retainChunks ?? false
     this.onPdu = options.onPdu
     this.onError = options.onError
     this.direction = options.direction ?? 'any'
@@ -262,6 +270,9 @@ export class PduParser<D extends ParserDirection = 'any'> {
       if (pdu instanceof MalformedPduError) {
         this.report(pdu, b, s)
         continue
+      }
+      if (this.retainChunks && dataLength > 0 && pdu.opcode === Opcode.ScsiCommand && !this.rx.owns(b)) {
+        pdu.dataRetainable = true
       }
       this.onPdu(pdu as ReceivedPdu<D>)
     }

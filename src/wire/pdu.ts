@@ -121,6 +121,11 @@ export interface ScsiCommand extends PduBase {
   expStatSN: number
   /** Whole CDB: the 16-byte field, extended by an AHS of type 1 when present. */
   cdb: Buffer
+  /**
+   * Set by a parser with `retainChunks` when `data` is a view into a pushed chunk the parser
+   * never overwrites, so it may be kept after onPdu returns (no copy for immediate data).
+   */
+  dataRetainable?: boolean
 }
 
 export interface TaskMgmtRequest extends PduBase {

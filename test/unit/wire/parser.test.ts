@@ -11,7 +11,7 @@ import {
   UnknownOpcodeError,
   WireError,
 } from '../../../src/wire/errors.js'
-import { Opcode, RESERVED_TAG, RejectReason, type NopIn, type NopOut, type Pdu } from '../../../src/wire/pdu.js'
+import { Opcode, RESERVED_TAG, RejectReason, TaskAttribute, type NopIn, type NopOut, type Pdu } from '../../../src/wire/pdu.js'
 import { fixtures, snapshot, withDigests } from './fixtures.js'
 
 const byName = (name: string) => {
@@ -419,5 +419,50 @@ describe('buffering', () => {
     const p = new PduParser({ headerDigest: true, dataDigest: true, onPdu: (pdu) => got.push(snapshot(pdu)) })
     p.push(bytes)
     expect(got).toEqual([f.pdu])
+  })
+})
+
+describe('retainChunks: immediate data kept without a copy', () => {
+  const cmd = (itt: number, data: Buffer): Buffer =>
+    encodeToBuffer({
+      opcode: Opcode.ScsiCommand, immediate: false, ahs: [], data, final: true, read: false, write: true,
+      attribute: TaskAttribute.Simple, lun: 0n, itt, expectedDataTransferLength: data.length, cmdSN: itt,
+      expStatSN: 0, cdb: Buffer.from([0x2a, 0, 0, 0, 0, itt, 0, 0, data.length / 512, 0, 0, 0, 0, 0, 0, 0]),
+    })
+
+  it('marks a SCSI Command parsed in place from a pushed chunk, never one assembled in the owned store', () => {
+    const seen: { itt: number; retainable: boolean; data: Buffer }[] = []
+    const parser = new PduParser({
+      direction: 'target',
+      maxDataSegmentLength: 65536,
+      retainChunks: true,
+      onPdu: (pdu) => {
+        if (pdu.opcode === Opcode.ScsiCommand) seen.push({ itt: pdu.itt, retainable: pdu.dataRetainable === true, data: pdu.data })
+      },
+    })
+    const a = cmd(1, Buffer.alloc(4096, 1))
+    const b = cmd(2, Buffer.alloc(4096, 2))
+    const c = cmd(3, Buffer.alloc(4096, 3))
+    parser.push(a) // whole, in place
+    parser.push(Buffer.concat([b, c.subarray(0, 100)])) // b in place; c split
+    parser.push(c.subarray(100)) // c completed in the owned store
+    const d = cmd(4, Buffer.alloc(4096, 4))
+    parser.push(d) // nothing left over: in place again
+    expect(seen.map((x) => [x.itt, x.retainable])).toEqual([[1, true], [2, true], [3, false], [4, true]])
+    // Later pushes did not disturb what was marked retainable.
+    for (const x of seen.filter((y) => y.retainable)) expect(x.data.every((v) => v === x.itt)).toBe(true)
+  })
+
+  it('never marks data without the option', () => {
+    let retainable: boolean | undefined
+    const parser = new PduParser({
+      direction: 'target',
+      maxDataSegmentLength: 65536,
+      onPdu: (pdu) => {
+        if (pdu.opcode === Opcode.ScsiCommand) retainable = pdu.dataRetainable
+      },
+    })
+    parser.push(cmd(1, Buffer.alloc(512, 1)))
+    expect(retainable).toBeUndefined()
   })
 })
