@@ -4,6 +4,7 @@
 //     (an HTTP error status, or a body that isn't the expected JSON).
 import { formatHostPort, parseAddress, type HostPort } from '../config/address.js'
 import { checkNodeStatus, type NodeStatus } from './status.js'
+import { checkReloadReport, type ReloadReport } from './reload-report.js'
 
 export const DEFAULT_ADMIN_TIMEOUT_MS = 3000
 
@@ -149,6 +150,26 @@ export async function fetchStatus(address: string | HostPort, opts: { timeoutMs?
     throw new AdminProtocolError(target(address).display, `GET /v1/status returned something that is not a node status (${problem})`)
   }
   return body as NodeStatus
+}
+
+/**
+ * Ask the node to re-read its config file and apply what it can live (POST /v1/reload). A config
+ * the node cannot load comes back as AdminProtocolError with status 422 and serverCode
+ * CONFIG_INVALID (its message names file:line: field); nothing was applied then.
+ */
+export async function reloadNode(address: string | HostPort, opts: { timeoutMs?: number } = {}): Promise<ReloadReport> {
+  const reply = await adminRequest(address, '/v1/reload', { method: 'POST', ...opts })
+  let body: unknown
+  try {
+    body = JSON.parse(reply.text) as unknown
+  } catch {
+    throw new AdminProtocolError(target(address).display, `POST /v1/reload did not return JSON (content-type ${reply.contentType || 'none'})`, reply.status)
+  }
+  const problem = checkReloadReport(body)
+  if (problem !== undefined) {
+    throw new AdminProtocolError(target(address).display, `POST /v1/reload returned something that is not a reload report (${problem})`)
+  }
+  return body as ReloadReport
 }
 
 /** The Prometheus text (GET /metrics). */

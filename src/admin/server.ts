@@ -4,6 +4,8 @@
 //   GET /v1/status  → NodeStatus as JSON
 //   GET /metrics    → Prometheus text exposition
 //   GET /healthz    → 200 "ok"
+//   POST /v1/reload → ReloadReport as JSON (200 once the file loaded, even when some changes need
+//                     a restart); 422 CONFIG_INVALID with file:line: field, 409 NO_CONFIG_FILE
 //   anything else   → 404 JSON error; a known path with another method → 405 with Allow
 //
 // Errors are JSON: {"error": {"code": "NOT_FOUND", "message": "..."}}. Request bodies are capped
@@ -11,7 +13,9 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { formatHostPort } from '../config/address.js'
+import { isConfigError } from '../config/errors.js'
 import type { NodeMetrics } from './metrics.js'
+import { ReloadError, type ReloadReport } from './reload-report.js'
 import type { NodeStatus } from './status.js'
 
 export const MAX_BODY_BYTES = 64 * 1024
@@ -70,6 +74,8 @@ export interface AdminServerOptions {
   log?: AdminLog
   /** Extra routes, e.g. the HA commands' POST routes. */
   routes?: AdminRoute[]
+  /** Re-read the node's config file and apply what can be applied live (POST /v1/reload). */
+  reload?: () => Promise<ReloadReport>
 }
 
 export interface AdminServer {
@@ -122,8 +128,27 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   })
 }
 
-export function builtinRoutes(opts: Pick<AdminServerOptions, 'status' | 'metrics'>): AdminRoute[] {
+/** POST /v1/reload: the report, or the reason nothing was applied as a JSON error. */
+export function reloadRoute(reload: () => Promise<ReloadReport>): AdminRoute {
+  return {
+    method: 'POST',
+    path: '/v1/reload',
+    handler: async () => {
+      try {
+        return { body: await reload() }
+      } catch (e) {
+        if (isConfigError(e)) throw new AdminHttpError(422, e.code, `${e.message}\nnothing was applied; the node runs as before`)
+        if (e instanceof ReloadError) throw new AdminHttpError(409, e.code, e.message)
+        throw e
+      }
+    },
+  }
+}
+
+export function builtinRoutes(opts: Pick<AdminServerOptions, 'status' | 'metrics' | 'reload'>): AdminRoute[] {
+  const reload = opts.reload ? [reloadRoute(opts.reload)] : []
   return [
+    ...reload,
     {
       method: 'GET',
       path: '/v1/status',

@@ -16,8 +16,10 @@ import { startAdminServer, type AdminRoute } from '../admin/server.js'
 import type { BlockDevice } from '../scsi/types.js'
 import type { HostConnection, LunKey } from '../ha/types.js'
 import type { NodeStatus } from '../admin/status.js'
+import type { ReloadReport } from '../admin/reload-report.js'
 import { Portal } from './portal.js'
 import type { Logger } from './log.js'
+import { Reloader } from './reload.js'
 
 export const VERSION = '0.1.0'
 const TICK_MS = 1000
@@ -32,6 +34,12 @@ export interface ControllerOptions {
   serveOnStart?: boolean
   /** More admin routes (the HA pair's peer, journal, takeover and replay endpoints). */
   routes?: AdminRoute[]
+  /**
+   * A reload grows a LUN: `grow` grows its backend; the HA pair runs it between draining and
+   * re-creating its mirrored device (or refuses, by throwing), and may return a note for the
+   * report. Default: `grow()` alone.
+   */
+  growDevice?: (key: LunKey, sizeBytes: number, grow: () => Promise<void>) => Promise<string | undefined>
 }
 
 interface OpenLun {
@@ -57,12 +65,19 @@ export class Controller {
   private readonly startedAt = new Date()
   private readonly node: NodeConfig
   private stopping: Promise<void> | undefined
+  private readonly reloader: Reloader
 
   private constructor(private readonly opts: ControllerOptions) {
     const node = opts.config.nodes[opts.nodeName]
     if (!node) throw new Error(`node "${opts.nodeName}" is not in the config`)
     this.node = node
     this.sessions = new SessionRegistry(opts.config.iscsi.maxSessions)
+    this.reloader = new Reloader({
+      nodeName: opts.nodeName,
+      running: opts.config,
+      luns: () => this.luns.map((l) => ({ target: l.targetIqn, lun: l.lun, sizeBytes: l.backend.sizeBytes })),
+      grow: (target, lun, sizeBytes) => this.growLun(target, lun, sizeBytes),
+    })
   }
 
   static async start(opts: ControllerOptions): Promise<Controller> {
@@ -174,6 +189,7 @@ export class Controller {
       port: this.node.admin.port,
       status: () => this.status(),
       metrics,
+      reload: () => this.reload(),
       ...(this.opts.routes ? { routes: this.opts.routes } : {}),
     })
     this.admin = admin
@@ -266,6 +282,33 @@ export class Controller {
       })),
       counters: this.metrics.counters(),
     }
+  }
+
+  /**
+   * Read the config file again and apply what can be applied live (a LUN grown); see reload.ts.
+   * Throws ConfigError (nothing applied) or ReloadError (started without a file).
+   */
+  async reload(): Promise<ReloadReport> {
+    const report = await this.reloader.reload()
+    const line = (c: { field: string; detail: string }): string => `${c.field}: ${c.detail}`
+    const fields = {
+      config: report.config, applied: report.applied.map(line), needsRestart: report.needsRestart.map(line), refused: report.refused.map(line),
+    }
+    if (report.complete) this.opts.log.info('config reloaded', fields)
+    else this.opts.log.warn('config reloaded; some changes were not applied', fields)
+    return report
+  }
+
+  /** Grow a LUN's storage to `sizeBytes`, then serve the new capacity (CAPACITY DATA HAS CHANGED). */
+  private async growLun(target: string, lun: number, sizeBytes: number): Promise<{ nexuses: number; note?: string }> {
+    const l = this.luns.find((x) => x.targetIqn === target && x.lun === lun)
+    if (!l) throw new Error(`${target} LUN ${lun} is not served by this node`)
+    if (this.stopping) throw new Error('the node is stopping')
+    const grow = (): Promise<void> => l.backend.grow(sizeBytes)
+    const note = this.opts.growDevice ? await this.opts.growDevice({ target, lun }, sizeBytes, grow) : await grow()
+    l.unit.capacityChanged()
+    this.opts.log.info('lun grown', { target, lun, bytes: l.backend.sizeBytes, blocks: l.unit.capacityBlocks })
+    return { nexuses: l.unit.unitAttentions.size, ...(note ? { note } : {}) }
   }
 
   /** Stop serving: sessions dropped after their in-flight I/O, data flushed, files closed. */
