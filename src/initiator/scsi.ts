@@ -138,6 +138,81 @@ export function cdbReportLuns(allocationLength = 4096): Buffer {
   return cdb
 }
 
+// ------------------------------------------------------------------ persistent reservations
+
+export const SCSI_RESERVATION_CONFLICT = 0x18
+
+/** PERSISTENT RESERVE IN service actions (SPC-4 §6.15.1). */
+export const PrInServiceAction = { ReadKeys: 0x00, ReadReservation: 0x01, ReportCapabilities: 0x02, ReadFullStatus: 0x03 } as const
+
+/** PERSISTENT RESERVE OUT service actions (SPC-4 §6.16.2). */
+export const PrOutServiceAction = {
+  Register: 0x00, Reserve: 0x01, Release: 0x02, Clear: 0x03, Preempt: 0x04, PreemptAndAbort: 0x05,
+  RegisterAndIgnoreExistingKey: 0x06, RegisterAndMove: 0x07,
+} as const
+
+/** Persistent reservation TYPE values (SPC-4 §6.15.3.3). */
+export const PrReservationType = {
+  WriteExclusive: 0x1, ExclusiveAccess: 0x3, WriteExclusiveRegistrantsOnly: 0x5, ExclusiveAccessRegistrantsOnly: 0x6,
+  WriteExclusiveAllRegistrants: 0x7, ExclusiveAccessAllRegistrants: 0x8,
+} as const
+
+/** PERSISTENT RESERVE IN (SPC-4 §6.15). */
+export function cdbPersistentReserveIn(serviceAction: number, allocationLength = 1024): Buffer {
+  const cdb = Buffer.alloc(10)
+  cdb[0] = 0x5e
+  cdb[1] = serviceAction & 0x1f
+  cdb.writeUInt16BE(allocationLength & 0xffff, 7)
+  return cdb
+}
+
+/** PERSISTENT RESERVE OUT (SPC-4 §6.16); scope 0 (LU_SCOPE), the parameter list follows as Data-Out. */
+export function cdbPersistentReserveOut(serviceAction: number, type = 0, parameterListLength = 24): Buffer {
+  const cdb = Buffer.alloc(10)
+  cdb[0] = 0x5f
+  cdb[1] = serviceAction & 0x1f
+  cdb[2] = type & 0x0f
+  cdb.writeUInt32BE(parameterListLength, 5)
+  return cdb
+}
+
+/** The basic 24-byte PERSISTENT RESERVE OUT parameter list (SPC-4 §6.16.3). */
+export function prOutParameters(p: { key?: bigint; serviceActionKey?: bigint; aptpl?: boolean; allTargetPorts?: boolean }): Buffer {
+  const b = Buffer.alloc(24)
+  b.writeBigUInt64BE(p.key ?? 0n, 0)
+  b.writeBigUInt64BE(p.serviceActionKey ?? 0n, 8)
+  b[20] = (p.allTargetPorts ? 0x04 : 0) | (p.aptpl ? 0x01 : 0)
+  return b
+}
+
+export interface PrKeys {
+  generation: number
+  keys: bigint[]
+}
+
+/** READ KEYS parameter data (SPC-4 §6.15.2). */
+export function parsePrReadKeys(data: Buffer): PrKeys {
+  if (data.length < 8) throw new RangeError(`READ KEYS data of ${data.length} bytes is too short`)
+  const length = data.readUInt32BE(4)
+  const keys: bigint[] = []
+  for (let off = 8; off + 8 <= data.length && off - 8 < length; off += 8) keys.push(data.readBigUInt64BE(off))
+  return { generation: data.readUInt32BE(0), keys }
+}
+
+export interface PrReservation {
+  generation: number
+  /** Absent when there is no persistent reservation. */
+  reservation?: { key: bigint; scope: number; type: number }
+}
+
+/** READ RESERVATION parameter data (SPC-4 §6.15.3). */
+export function parsePrReadReservation(data: Buffer): PrReservation {
+  if (data.length < 8) throw new RangeError(`READ RESERVATION data of ${data.length} bytes is too short`)
+  const generation = data.readUInt32BE(0)
+  if (data.readUInt32BE(4) < 16 || data.length < 24) return { generation }
+  return { generation, reservation: { key: data.readBigUInt64BE(8), scope: data[21]! >> 4, type: data[21]! & 0x0f } }
+}
+
 // ------------------------------------------------------------------ parsers
 
 export interface InquiryData {
