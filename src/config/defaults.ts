@@ -13,6 +13,28 @@ export const DEFAULT_DATA_DIR = './iscsi-ha-data'
 export const DEFAULT_LUN_SIZE = 1024 ** 3
 export const DEFAULT_TPGT = 1
 
+/** Largest `physical_block_size`: the SCSI engine refuses more (MAX_PHYSICAL_BLOCK_SIZE, src/scsi/limits.ts). */
+export const MAX_PHYSICAL_BLOCK_SIZE = 64 * 1024
+
+/**
+ * `physical_block_size` when it is not given: 4096 for `block_size: 512`, like a 512e disk, and
+ * the block size itself for `block_size: 4096`. It is what the storage under a LUN works in: a
+ * file (or block device) is served through the page cache, which reads and writes whole 4 KiB
+ * pages (a 512-byte write into a page not in memory first reads the page), and holes are
+ * punched in 4 KiB units. Hosts told so align partitions and I/O to 4 KiB. The SCSI engine has
+ * the same default for units built without a config (defaultPhysicalBlockSize in limits.ts).
+ */
+export function defaultPhysicalBlockSize(blockSize: number): number {
+  return Math.max(blockSize, 4096)
+}
+
+/** The values `physical_block_size` may take with `blockSize`-byte logical blocks. */
+export function physicalBlockSizes(blockSize: number): number[] {
+  const out: number[] = []
+  for (let p = blockSize; p <= MAX_PHYSICAL_BLOCK_SIZE; p *= 2) out.push(p)
+  return out
+}
+
 export const DEFAULT_ISCSI: Readonly<IscsiTuning> = Object.freeze<IscsiTuning>({
   maxRecvDataSegmentLength: 262144,
   maxBurstLength: 1048576,
@@ -57,6 +79,7 @@ export function defaultConfig(dataDir: string = DEFAULT_DATA_DIR): ClusterConfig
             path: resolve(dataDir, 'lun0.img'),
             sizeBytes: DEFAULT_LUN_SIZE,
             blockSize: 512,
+            physicalBlockSize: defaultPhysicalBlockSize(512),
             readOnly: false,
             writeCache: true,
             removable: false,

@@ -12,7 +12,17 @@ import {
   type Node as YamlNode,
 } from 'yaml'
 import { formatHostPort, isWildcardHost, parseAddress, type HostPort } from './address.js'
-import { DEFAULT_ADMIN_ADDRESS, DEFAULT_HA, DEFAULT_JOURNAL_BYTES, DEFAULT_TPGT, ISCSI_PORT, defaultIscsiTuning } from './defaults.js'
+import {
+  DEFAULT_ADMIN_ADDRESS,
+  DEFAULT_HA,
+  DEFAULT_JOURNAL_BYTES,
+  DEFAULT_TPGT,
+  ISCSI_PORT,
+  MAX_PHYSICAL_BLOCK_SIZE,
+  defaultIscsiTuning,
+  defaultPhysicalBlockSize,
+  physicalBlockSizes,
+} from './defaults.js'
 import { ConfigError, type ConfigProblem } from './errors.js'
 import { parseIscsiName } from './names.js'
 import { SIZE_HINT, parseSize } from './size.js'
@@ -244,7 +254,7 @@ const ROOT_KEYS = ['targets', 'nodes', 'service', 'peer_secret', 'iscsi', 'ha', 
 const HA_KEYS = ['heartbeat_interval_ms', 'dead_after_ms', 'lease_duration_ms', 'lease_renew_ms', 'fence_after_ms', 'ack_timeout_ms', 'lease_path'] as const
 const JOURNAL_KEYS = ['max_bytes', 'dir'] as const
 const TARGET_KEYS = ['iqn', 'alias', 'tpgt', 'luns', 'chap', 'initiators'] as const
-const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'read_only', 'write_cache', 'removable', 'serial'] as const
+const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'physical_block_size', 'read_only', 'write_cache', 'removable', 'serial'] as const
 const CHAP_KEYS = ['user', 'secret', 'mutual_user', 'mutual_secret'] as const
 const NODE_KEYS = ['portal', 'admin', 'peer'] as const
 const SERVICE_KEYS = ['address', 'interface', 'prefix'] as const
@@ -284,11 +294,31 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
   }
 
   let blockSize: BlockSize = 512
+  let blockSizeOk = true
   const bsE = m.get('block_size')
   if (bsE) {
     const v = scalarValue(bsE)
     if (v === 512 || v === 4096) blockSize = v
-    else ctx.add(spot(bsE), join(field, 'block_size'), `must be 512 or 4096, found ${describe(bsE.value)}`)
+    else {
+      ctx.add(spot(bsE), join(field, 'block_size'), `must be 512 or 4096, found ${describe(bsE.value)}`)
+      blockSizeOk = false
+    }
+  }
+
+  // A number of bytes or a size (4KiB): the block size times a power of two, at most 64 KiB.
+  // Checked only against a valid block_size, so that one mistake is reported once.
+  let physicalBlockSize = defaultPhysicalBlockSize(blockSize)
+  const pbsE = m.get('physical_block_size')
+  if (pbsE && blockSizeOk) {
+    const v = scalarValue(pbsE)
+    const f = join(field, 'physical_block_size')
+    const allowed = physicalBlockSizes(blockSize)
+    const hint = `the block size ${blockSize} times a power of two, at most ${MAX_PHYSICAL_BLOCK_SIZE} (${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]})`
+    const r = typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined
+    if (r === undefined) ctx.add(spot(pbsE), f, `expected ${hint}, found ${describe(pbsE.value)}`)
+    else if (!r.ok) ctx.add(spot(pbsE), f, r.reason)
+    else if (!allowed.includes(r.bytes)) ctx.add(spot(pbsE), f, `must be ${hint}, found ${r.bytes}`)
+    else physicalBlockSize = r.bytes
   }
 
   let sizeBytes: number | undefined
@@ -328,7 +358,15 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
   }
 
   if (ctx.problems.length > before || lun === undefined || path === undefined) return undefined
-  const out: LunConfig = { lun, path, blockSize, readOnly: readOnly ?? false, writeCache: writeCache ?? true, removable: removable ?? false }
+  const out: LunConfig = {
+    lun,
+    path,
+    blockSize,
+    physicalBlockSize,
+    readOnly: readOnly ?? false,
+    writeCache: writeCache ?? true,
+    removable: removable ?? false,
+  }
   if (sizeBytes !== undefined) out.sizeBytes = sizeBytes
   if (serial !== undefined) out.serial = serial
   luns.set(out, { field, pos: ctx.posOf(raw), pathPos: ctx.posOf(pathE ? spot(pathE) : raw) })

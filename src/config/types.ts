@@ -15,6 +15,12 @@ export interface LunConfig {
   /** Size in bytes; required (checked by loadConfig) when `path` does not exist yet, ignored for block devices. */
   sizeBytes?: number
   blockSize: BlockSize
+  /**
+   * Physical block size in bytes (READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT,
+   * Block Limits granularities): blockSize × a power of two, at most 64 KiB. Default 4096, for
+   * either block size (defaultPhysicalBlockSize in defaults.ts says why).
+   */
+  physicalBlockSize: number
   readOnly: boolean
   /** Report a volatile write cache (WCE=1); the engine then honours SYNCHRONIZE CACHE and FUA. Default true. */
   writeCache: boolean

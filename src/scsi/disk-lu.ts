@@ -7,18 +7,26 @@ import { DeallocatedMap } from './deallocated-map.js'
 import { canDiscard, type DiscardCapable } from './provisioning.js'
 import { checkControlByte } from './cdb.js'
 import { MediumState, mediumNotPresent } from './commands/medium.js'
-import { SanitizeState } from './commands/sanitize.js'
+import { SANITIZE_OPCODE, SanitizeState } from './commands/sanitize.js'
 import { CopyRegistry } from './commands/xcopy.js'
 import type { LuContext, ScsiLogger } from './context.js'
 import { completeIdentity, validateIdentity, type LuIdentity, type LuIdentityInput } from './identity.js'
 import { buildVpdPages, standardInquiry } from './inquiry.js'
-import { defaultLimits, type BlockLimits } from './limits.js'
+import { defaultLimits, defaultPhysicalBlockSize, physicalBlockSizeProblem, type BlockLimits } from './limits.js'
 import { ModePages } from './mode-pages.js'
 import { RangeLock } from './range-lock.js'
 import { lookupCommand, type CommandDef } from './opcodes.js'
 import type { ReservationStore } from './reservation-store.js'
 import { portMatches, ReservationState, type PortIds, type ProutOutcome } from './reservations.js'
-import { Asc, ReservationConflictError, ScsiError, SenseKey, internalTargetFailure, invalidFieldInCdb } from './sense.js'
+import {
+  Asc,
+  ReservationConflictError,
+  ScsiError,
+  internalTargetFailure,
+  invalidFieldInCdb,
+  sanitizeFailed,
+  sanitizeInProgress,
+} from './sense.js'
 import {
   ScsiStatus,
   type BlockDevice,
@@ -48,7 +56,12 @@ export interface DiskLogicalUnitOptions {
   writeCache: boolean
   /** LUNs of the target, for REPORT LUNS. Default: this LUN only. */
   lunsOfTarget?: () => number[]
-  /** Physical block size reported in READ CAPACITY (16) and Block Limits. Default: blockSize. */
+  /**
+   * Physical block size: blockSize × a power of two, at most 64 KiB. Reported in READ CAPACITY
+   * (16) (LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT) and in the Block Limits VPD page (optimal
+   * transfer length and unmap granularities). Default: defaultPhysicalBlockSize(blockSize), 4096
+   * for 512-byte blocks (see limits.ts for why).
+   */
   physicalBlockSize?: number
   /** MAXIMUM TRANSFER LENGTH in bytes (rounded down to blocks). Default 8 MiB. */
   maxTransferBytes?: number
@@ -91,10 +104,6 @@ function log2(n: number): number {
   return 31 - Math.clz32(n)
 }
 
-function isPowerOfTwo(n: number): boolean {
-  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0
-}
-
 export class DiskLogicalUnit implements LogicalUnit, LuContext {
   readonly lun: number
   readonly blockSize: number
@@ -134,10 +143,9 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
     validateIdentity(identity)
     const capacity = Math.floor(opts.device.sizeBytes / bs)
     if (capacity < 1) throw new LuConfigError(`device of ${opts.device.sizeBytes} bytes holds no ${bs}-byte block`)
-    const physical = opts.physicalBlockSize ?? bs
-    if (!isPowerOfTwo(physical) || physical < bs || physical / bs > 1 << 15) {
-      throw new LuConfigError(`physical block size ${physical} must be a power of two ≥ ${bs}`)
-    }
+    const physical = opts.physicalBlockSize ?? defaultPhysicalBlockSize(bs)
+    const problem = physicalBlockSizeProblem(bs, physical)
+    if (problem !== undefined) throw new LuConfigError(problem)
     const maxBlocks = Math.floor((opts.maxTransferBytes ?? DEFAULT_MAX_TRANSFER_BYTES) / bs)
     if (maxBlocks < 1 || maxBlocks > 0xffffffff) throw new LuConfigError('maximum transfer length out of range')
     const optBlocks = Math.floor((opts.optimalTransferBytes ?? 0) / bs)
@@ -285,12 +293,11 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
       if (def.needsMedium && !this.medium.present) throw mediumNotPresent()
       if ((this.sanitize.running || this.sanitize.failed) && def.access !== 'info') {
         // SBC-3 §4.11: while a sanitize runs only INQUIRY, REPORT LUNS, REQUEST SENSE (and the
-        // REPORT SUPPORTED commands) are processed; after a failed one medium access fails until
-        // EXIT FAILURE MODE.
-        if (this.sanitize.running) throw ScsiError.of(SenseKey.NotReady, Asc.NotReadySanitizeInProgress)
-        if (!(cdb[0] === 0x48 && (cdb[1] & 0x1f) === 0x1f) && def.access !== 'pr' && def.access !== 'status') {
-          throw ScsiError.of(SenseKey.MediumError, Asc.SanitizeCommandFailed)
-        }
+        // REPORT SUPPORTED commands) are processed, the others learn how far it got. After a
+        // failed one, medium access fails until EXIT FAILURE MODE or another sanitize that
+        // completes (SANITIZE goes through: sanitize.ts applies the completion mode).
+        if (this.sanitize.running) throw sanitizeInProgress(this.sanitize.progress)
+        if (cdb[0] !== SANITIZE_OPCODE && def.access !== 'pr' && def.access !== 'status') throw sanitizeFailed()
       }
       return await def.run(this, req)
     } catch (e) {

@@ -66,6 +66,11 @@ export interface SenseDetails {
   cd?: boolean
   /** INFORMATION field (sets VALID), e.g. the miscompare offset. Must fit 32 bits. */
   information?: number
+  /**
+   * PROGRESS INDICATION (SPC-4 §4.5.2.4.4): the fraction done of an operation in progress, in
+   * 65536ths; sets SKSV. For NOT READY and NO SENSE, never together with a field pointer.
+   */
+  progress?: number
 }
 
 export const FIXED_SENSE_LENGTH = 18
@@ -122,6 +127,9 @@ export function buildSense(senseKey: SenseKey, asc: number, ascq: number, detail
     if (details.bitPointer !== undefined) sks |= 0x08 | (details.bitPointer & 0x07) // BPV
     b[15] = sks
     b.writeUInt16BE(details.fieldPointer & 0xffff, 16)
+  } else if (details.progress !== undefined) {
+    b[15] = 0x80 // SKSV
+    b.writeUInt16BE(Math.min(0xffff, Math.max(0, Math.floor(details.progress))), 16)
   }
   return b
 }
@@ -173,6 +181,16 @@ export function miscompare(offset: number): ScsiError {
   return ScsiError.of(SenseKey.Miscompare, Asc.MiscompareDuringVerify, { information: offset })
 }
 
+/** NOT READY / SANITIZE IN PROGRESS, with the fraction done (SBC-3 §4.11). */
+export function sanitizeInProgress(progress: number): ScsiError {
+  return ScsiError.of(SenseKey.NotReady, Asc.NotReadySanitizeInProgress, { progress })
+}
+
+/** MEDIUM ERROR / SANITIZE COMMAND FAILED: the unit is in sanitize failure mode. */
+export function sanitizeFailed(): ScsiError {
+  return ScsiError.of(SenseKey.MediumError, Asc.SanitizeCommandFailed)
+}
+
 export function internalTargetFailure(): ScsiResult {
   return checkCondition(SenseKey.HardwareError, Asc.InternalTargetFailure)
 }
@@ -186,8 +204,10 @@ export interface DecodedSense {
   asc: number
   ascq: number
   information: number
-  /** Present when SKSV is set. */
+  /** Present when SKSV is set (for NOT READY and NO SENSE the same bytes are the progress). */
   fieldPointer?: number
+  /** PROGRESS INDICATION, present when SKSV is set and the sense key is NOT READY or NO SENSE. */
+  progress?: number
   bitPointer?: number
   cd?: boolean
 }
@@ -210,6 +230,7 @@ export function decodeSense(b: Buffer): DecodedSense {
     out.cd = (b[15] & 0x40) !== 0
     if (b[15] & 0x08) out.bitPointer = b[15] & 0x07
     out.fieldPointer = b.readUInt16BE(16)
+    if (out.senseKey === SenseKey.NotReady || out.senseKey === SenseKey.NoSense) out.progress = out.fieldPointer
   }
   return out
 }

@@ -225,10 +225,11 @@ export function readCapacity16(lu: LuContext, req: ScsiRequest): ScsiResult {
   b.writeUInt32BE(Math.floor(last / 0x1_0000_0000), 0)
   b.writeUInt32BE(last >>> 0, 4)
   b.writeUInt32BE(lu.blockSize, 8)
-  // byte 12: P_TYPE=0 PROT_EN=0; byte 13: P_I_EXPONENT=0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
+  // byte 12: P_TYPE=0 PROT_EN=0; byte 13: P_I_EXPONENT=0, LOGICAL BLOCKS PER PHYSICAL BLOCK
+  // EXPONENT (SBC-3 §5.16.2)
   b[13] = lu.physicalBlockExponent & 0x0f
   // bytes 14..15: LBPME=1 (thin provisioned), LBPRZ=1 (deallocated blocks read zeros),
-  // LOWEST ALIGNED LBA=0
+  // LOWEST ALIGNED LBA=0: LBA 0 is byte 0 of the storage, the start of a physical block.
   b[14] = 0x80 | 0x40
   return goodWithData(clip(b, alloc))
 }

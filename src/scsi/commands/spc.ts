@@ -10,6 +10,7 @@ import {
   invalidFieldInCdb,
   invalidFieldInParameterList,
   parameterListLengthError,
+  sanitizeInProgress,
   savingParametersNotSupported,
 } from '../sense.js'
 import type { ScsiRequest, ScsiResult } from '../types.js'
@@ -40,12 +41,19 @@ export function inquiry(lu: LuContext, req: ScsiRequest): ScsiResult {
   return reply(data, alloc)
 }
 
-/** Reports (and clears) the oldest pending unit attention, else NO SENSE. */
+/**
+ * Reports (and clears) the oldest pending unit attention; else, while a sanitize runs, NOT READY
+ * / SANITIZE IN PROGRESS with its progress (SBC-3 §4.11: how a host polls an IMMED sanitize);
+ * else NO SENSE.
+ */
 export function requestSense(lu: LuContext, req: ScsiRequest): ScsiResult {
   const cdb = req.cdb
   if (cdb[1] & 0x01) throw invalidFieldInCdb(1, 0) // DESC: descriptor format not supported
   const ua = lu.unitAttentions.take(req.nexus)
-  const data = ua === undefined ? buildSense(SenseKey.NoSense, 0, 0) : unitAttentionSense(ua)
+  let data: Buffer
+  if (ua !== undefined) data = unitAttentionSense(ua)
+  else if (lu.sanitize.running) data = sanitizeInProgress(lu.sanitize.progress).sense()
+  else data = buildSense(SenseKey.NoSense, 0, 0)
   return reply(data, cdb[4])
 }
 

@@ -56,6 +56,7 @@ targets:
         path: ./data/disk1-b.img
         size: 512MiB
         block_size: 4096
+        physical_block_size: 16KiB
         read_only: true
         write_cache: false
         serial: DISK1B
@@ -111,12 +112,13 @@ describe('parseConfig: valid files', () => {
       alias: 'disk1',
       tpgt: 2,
       luns: [
-        { lun: 0, path: '/dev/sdz', blockSize: 512, readOnly: false, writeCache: true, removable: false },
+        { lun: 0, path: '/dev/sdz', blockSize: 512, physicalBlockSize: 4096, readOnly: false, writeCache: true, removable: false },
         {
           lun: 1,
           path: '/etc/iscsi-ha/data/disk1-b.img',
           sizeBytes: 512 * 1024 ** 2,
           blockSize: 4096,
+          physicalBlockSize: 16384,
           readOnly: true,
           writeCache: false,
           removable: false,
@@ -129,7 +131,7 @@ describe('parseConfig: valid files', () => {
     expect(t2).toEqual({
       iqn: 'eui.02004567a425678d',
       tpgt: 1,
-      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, readOnly: false, writeCache: true, removable: false }],
+      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 4096, readOnly: false, writeCache: true, removable: false }],
     })
     expect(cfg.nodes.a).toEqual({
       name: 'a',
@@ -214,6 +216,13 @@ describe('parseConfig: invalid files name file, line and field', () => {
     ['misspelt key', '        size: 1M\n        read_olny: true\n', 8, 'targets[0].luns[0].read_olny', /unknown key \(did you mean "read_only"\?\)/],
     ['camelCase key', '        size: 1M\n        blockSize: 4096\n', 8, 'targets[0].luns[0].blockSize', /did you mean "block_size"/],
     ['bad serial', '        size: 1M\n        serial: "has space"\n', 8, 'targets[0].luns[0].serial', /printable ASCII/],
+    ['physical block not a power-of-two multiple', '        size: 1M\n        physical_block_size: 3072\n', 8, 'targets[0].luns[0].physical_block_size',
+      /must be the block size 512 times a power of two, at most 65536 \(512, 1024, 2048, 4096, 8192, 16384, 32768 or 65536\), found 3072/],
+    ['physical block above 64 KiB', '        size: 1M\n        physical_block_size: 128KiB\n', 8, 'targets[0].luns[0].physical_block_size', /at most 65536 .*found 131072/],
+    ['physical block below the block size', '        size: 1M\n        block_size: 4096\n        physical_block_size: 512\n', 9,
+      'targets[0].luns[0].physical_block_size', /the block size 4096 times a power of two, at most 65536 \(4096, 8192, 16384, 32768 or 65536\), found 512/],
+    ['physical block not a size', '        size: 1M\n        physical_block_size: big\n', 8, 'targets[0].luns[0].physical_block_size', /"big" is not a size/],
+    ['physical block not a scalar', '        size: 1M\n        physical_block_size: [4096]\n', 8, 'targets[0].luns[0].physical_block_size', /expected the block size 512 times .* found a list/],
   ])('%s', (_name, lunTail, line, field, message) => {
     const text = withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
     luns:
@@ -226,6 +235,34 @@ ${lunTail}`)
     expect(p, err.message).toBeDefined()
     expect(p?.line).toBe(line - 1)
     expect(p?.message).toMatch(message)
+  })
+
+  it('physical_block_size: 4096 by default for either block size; a byte count or a size; block_size × 2^n up to 64 KiB', () => {
+    const lun = (tail: string) =>
+      parseConfig(withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
+    luns:
+      - lun: 0
+        path: ./disk1.img
+        size: 1M
+${tail}`), 'disk.yaml').targets[0]!.luns[0]!
+    expect(lun('').physicalBlockSize).toBe(4096)
+    expect(lun('        block_size: 4096\n').physicalBlockSize).toBe(4096)
+    expect(lun('        physical_block_size: 512\n').physicalBlockSize).toBe(512)
+    expect(lun('        physical_block_size: 16KiB\n').physicalBlockSize).toBe(16384)
+    expect(lun('        block_size: 4096\n        physical_block_size: 64KiB\n').physicalBlockSize).toBe(65536)
+  })
+
+  it('an invalid block_size is reported once, not again through physical_block_size', () => {
+    const text = withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
+    luns:
+      - lun: 0
+        path: ./disk1.img
+        size: 1M
+        block_size: 1000
+        physical_block_size: 4096
+`)
+    const err = configError(() => parseConfig(text, 'disk.yaml'))
+    expect(err.problems.map((p) => p.field)).toEqual(['targets[0].luns[0].block_size'])
   })
 
   it('reports LUN number range and duplicates', () => {
@@ -426,7 +463,7 @@ describe('defaultConfig / exampleConfigYaml / selectNode', () => {
         iqn: 'iqn.2026-11.io.iscsi-ha:default',
         alias: 'default',
         tpgt: 1,
-        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, readOnly: false, writeCache: true, removable: false }],
+        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 4096, readOnly: false, writeCache: true, removable: false }],
       },
     ])
     expect(cfg.nodes.a?.portal).toMatchObject({ host: '127.0.0.1', port: 3260 })

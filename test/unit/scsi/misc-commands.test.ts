@@ -170,7 +170,7 @@ describe('opcode table', () => {
         'VERIFY(10)', 'VERIFY(12)', 'VERIFY(16)',
         'MODE SELECT(6)', 'MODE SELECT(10)',
         'WRITE SAME(10)', 'WRITE SAME(16)', 'UNMAP', 'COMPARE AND WRITE', 'ORWRITE(16)', 'WRITE ATOMIC(16)',
-        'EXTENDED COPY(LID1)', 'SANITIZE', 'SANITIZE',
+        'EXTENDED COPY(LID1)', 'SANITIZE', 'SANITIZE', 'SANITIZE',
         ...new Array(8).fill('PERSISTENT RESERVE OUT'),
       ].sort(),
     )

@@ -9,6 +9,8 @@ import {
   invalidFieldInCdb,
   invalidFieldInParameterList,
   miscompare,
+  sanitizeFailed,
+  sanitizeInProgress,
 } from '../../../src/scsi/sense.js'
 import { ScsiStatus } from '../../../src/scsi/types.js'
 
@@ -30,6 +32,15 @@ describe('sense data', () => {
     expect(s.readUInt16BE(16)).toBe(4)
     const d = decodeSense(s)
     expect(d).toMatchObject({ senseKey: 5, asc: 0x24, ascq: 0, cd: true, fieldPointer: 4, bitPointer: 1 })
+  })
+
+  it('progress indication: SKSV and the fraction done in 65536ths, no C/D or bit pointer; clamped to 16 bits', () => {
+    const s = sanitizeInProgress(0x4000).sense()
+    expect([s[2], s[12], s[13], s[15], s.readUInt16BE(16)]).toEqual([0x02, 0x04, 0x1b, 0x80, 0x4000])
+    expect(decodeSense(s)).toMatchObject({ senseKey: 2, progress: 0x4000 })
+    expect(buildSense(SenseKey.NotReady, 0x04, 0x1b, { progress: 70000 }).readUInt16BE(16)).toBe(0xffff)
+    expect(decodeSense(invalidFieldInCdb(7).sense()).progress).toBeUndefined()
+    expect(decodeSense(sanitizeFailed().sense())).toMatchObject({ senseKey: 3, asc: 0x31, ascq: 0x03 })
   })
 
   it('field pointer without bit pointer; parameter list pointer has C/D=0', () => {
