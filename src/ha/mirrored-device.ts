@@ -20,6 +20,16 @@
 import type { BlockDevice } from '../scsi/types.js'
 import { StorageError } from '../storage/errors.js'
 import type { LunKey, Mirror } from './types.js'
+import { BufferSlab } from '../wire/buffer-slab.js'
+
+/** The overlay's copies of written data: each lives until its write is on storage and reported. */
+const overlayCopies = new BufferSlab()
+
+function copyOf(data: Buffer): Buffer {
+  const b = overlayCopies.take(data.length)
+  data.copy(b)
+  return b
+}
 
 /** The SCSI command a write belongs to, for the secondary's copy (claim 20). */
 export interface CommandContext {
@@ -201,7 +211,7 @@ export class MirroredDevice implements BlockDevice {
       id: 0,
       offset,
       end: offset + data.length,
-      data: Buffer.from(data),
+      data: copyOf(data),
       fua: opts.fua,
       deps: [],
       mirror: undefined,

@@ -30,12 +30,15 @@ export interface PeerMirrorOptions {
 interface Waiting {
   resolve(seq: number): void
   reject(err: Error): void
-  timer: NodeJS.Timeout
+  /** When the copy is given up unless confirmed (the ack timeout from when it was sent). */
+  deadline: number
 }
 
 export class PeerMirror implements Mirror {
   private nextSeq = 1
+  /** In seq order, which is deadline order: one timer, armed for the oldest, serves them all. */
   private readonly waiting = new Map<number, Waiting>()
+  private ackTimer: NodeJS.Timeout | undefined
   private completedSeqs: number[] = []
   private batchTimer: NodeJS.Timeout | undefined
   /** Confirmed by the secondary, not yet on storage: the secondary's copy is the second memory. */
@@ -71,10 +74,23 @@ export class PeerMirror implements Mirror {
     const seq = this.nextSeq++
     const entry: JournalEntry = { ...e, seq, epoch: this.opts.epoch(), checksum: crc32c(e.data) }
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => this.settle(seq, new MirrorUnavailableError(`copy #${seq} not confirmed in ${this.opts.ackTimeoutMs} ms`)), this.opts.ackTimeoutMs)
-      this.waiting.set(seq, { resolve, reject, timer })
+      this.waiting.set(seq, { resolve, reject, deadline: performance.now() + this.opts.ackTimeoutMs })
+      this.ackTimer ??= setTimeout(() => this.expire(), this.opts.ackTimeoutMs)
       if (!this.opts.send({ type: 'copy', entry })) this.settle(seq, new MirrorUnavailableError('peer link down'))
     })
+  }
+
+  /** Give up the copies past their deadline; re-arm for the oldest one left. */
+  private expire(): void {
+    this.ackTimer = undefined
+    const now = performance.now()
+    for (const [seq, w] of this.waiting) {
+      if (w.deadline > now) {
+        this.ackTimer = setTimeout(() => this.expire(), Math.max(1, w.deadline - now))
+        return
+      }
+      this.settle(seq, new MirrorUnavailableError(`copy #${seq} not confirmed in ${this.opts.ackTimeoutMs} ms`))
+    }
   }
 
   completed(seq: number): void {
@@ -116,7 +132,10 @@ export class PeerMirror implements Mirror {
     const w = this.waiting.get(seq)
     if (!w) return
     this.waiting.delete(seq)
-    clearTimeout(w.timer)
+    if (this.waiting.size === 0 && this.ackTimer) {
+      clearTimeout(this.ackTimer)
+      this.ackTimer = undefined
+    }
     if (err) void this.failLater(err).catch(w.reject)
     else {
       this.confirmed++

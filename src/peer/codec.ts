@@ -45,8 +45,9 @@
 //  - Lifetime of decoded buffers. By default a copy's `entry.data` is a view into the receive
 //    buffer (or into the pushed chunk), valid only until onFrame returns: copy it
 //    (Buffer.from(view)) to keep it. With `ownData: true` the decoder hands out data that it
-//    will never touch again (the frame's own buffer when it was assembled in one, otherwise a
-//    copy), so the receiver may keep it. HELLO nonces and PROOF bytes are always owned copies.
+//    will never touch again (the frame's own buffer when it was assembled in one; with
+//    `retainChunks`, the pushed chunk it was parsed from in place; otherwise a copy), so the
+//    receiver may keep it. HELLO nonces and PROOF bytes are always owned copies.
 //    A chunk passed to push() may be referenced until the next push(): do not modify it.
 //  - push() may be called from inside onFrame: the chunk is parsed after the current frame.
 //
@@ -60,6 +61,7 @@ import { ReceiveBuffer } from '../wire/receive-buffer.js'
 import { crc32c } from '../wire/digest.js'
 import type { HostConnection, JournalEntry, PeerMessage, Role } from '../ha/types.js'
 import { PeerProtocolError } from './errors.js'
+import { BufferSlab } from '../wire/buffer-slab.js'
 
 /** The protocol version this code speaks (frame header and HELLO). */
 export const PEER_PROTOCOL_VERSION = 1
@@ -162,6 +164,14 @@ const ROLES: readonly (Role | undefined)[] = [undefined, 'primary', 'secondary',
 
 const TWO_32 = 0x1_0000_0000
 const EMPTY = Buffer.alloc(0)
+/** Copies of received data (a journal holds them until the primary reports them on storage). */
+const receivedCopies = new BufferSlab()
+
+function copyOf(view: Buffer): Buffer {
+  const b = receivedCopies.take(view.length)
+  view.copy(b)
+  return b
+}
 
 class Writer {
   o = FRAME_HEADER_LENGTH
@@ -544,7 +554,7 @@ function decodeBody(
   payloadLength: number,
   dataLength: number,
   ownData: boolean,
-  frameBufferIsOwn: boolean,
+  dataIsStable: boolean,
 ): Frame | PeerProtocolError {
   const type = b[s + 5]!
   if (b[s + 6] !== 0) return new PeerProtocolError('PEER_MALFORMED', `unknown frame flags 0x${b[s + 6]!.toString(16)}`)
@@ -619,7 +629,7 @@ function decodeBody(
           data = EMPTY
         } else {
           const view = b.subarray(dataStart, dataStart + dataLength)
-          data = ownData && !frameBufferIsOwn ? Buffer.from(view) : view
+          data = ownData && !dataIsStable ? copyOf(view) : view
         }
         const actual = crc32c(data)
         if (actual !== checksum) {
@@ -743,6 +753,12 @@ export interface FrameDecoderOptions {
   maxFrameLength?: number
   /** Hand out copy data the receiver may keep (see the file header). Default false. */
   ownData?: boolean
+  /**
+   * The pusher never modifies a chunk after push() (true of socket reads: Node allocates each
+   * one anew), so with ownData a copy parsed in place keeps a view of its chunk instead of a
+   * copy of its data. Default false.
+   */
+  retainChunks?: boolean
   /** Initial size of the owned receive store when one is first needed (default 64 KiB). */
   initialBufferSize?: number
 }
@@ -754,6 +770,7 @@ const RETAIN_LIMIT = 1024 * 1024
 export class FrameDecoder {
   onFrame: (frame: Frame) => void
   ownData: boolean
+  private readonly retainChunks: boolean
 
   private maxFrame: number
   /** Bytes being parsed: a borrowed pushed chunk, the owned store, or `big`. */
@@ -768,6 +785,7 @@ export class FrameDecoder {
   constructor(options: FrameDecoderOptions) {
     this.onFrame = options.onFrame
     this.ownData = options.ownData ?? false
+    this.retainChunks = options.retainChunks ?? false
     this.maxFrame = checkFrameLimit(options.maxFrameLength ?? DEFAULT_MAX_FRAME_LENGTH)
     this.rx = new ReceiveBuffer(Math.max(FRAME_HEADER_LENGTH, options.initialBufferSize ?? DEFAULT_INITIAL_BUFFER), RETAIN_LIMIT)
   }
@@ -909,8 +927,10 @@ export class FrameDecoder {
       }
       // The whole frame is here. Consume it before the callback runs.
       this.rx.start = s + total
-      // A big-frame buffer holds exactly this frame and is never reused: its data can be handed out.
-      const frame = decodeBody(b, s, payloadLength, dataLength, this.ownData, b === this.big)
+      // A big-frame buffer holds exactly this frame and is never reused, and a pushed chunk is
+      // never modified (retainChunks): their data can be handed out as it is.
+      const stable = b === this.big || (this.retainChunks && !this.rx.owns(b))
+      const frame = decodeBody(b, s, payloadLength, dataLength, this.ownData, stable)
       if (frame instanceof PeerProtocolError) throw this.fail(frame)
       this.onFrame(frame)
     }

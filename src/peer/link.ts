@@ -505,6 +505,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       onFrame: (frame) => this.onFrame(conn, frame),
       maxFrameLength: Math.min(PREAUTH_MAX_FRAME, this.maxFrameLength),
       ownData: true,
+      retainChunks: true,
       initialBufferSize: 4096,
     })
     this.conns.add(conn)

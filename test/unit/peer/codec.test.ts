@@ -120,6 +120,25 @@ describe('peer frame codec: copy data segment', () => {
     }
   })
 
+  it('with ownData and retainChunks, data parsed in place stays a view of its chunk; split data is copied', () => {
+    const frame = (seq: number, fill: number): Buffer => encodeFrameToBuffer({ type: 'copy', entry: entry(Buffer.alloc(4096, fill), { seq }) })
+    const kept: Buffer[] = []
+    const d = new FrameDecoder({ ownData: true, retainChunks: true, onFrame: (f) => f.type === 'copy' && kept.push(f.entry.data) })
+    const first = Buffer.concat([frame(1, 1), frame(2, 2)])
+    const third = frame(3, 3)
+    const chunkA = Buffer.concat([first, third.subarray(0, 100)])
+    d.push(chunkA)
+    d.push(Buffer.from(third.subarray(100))) // completes frame 3 in the owned store
+    d.push(frame(4, 4)) // nothing left over: in place again
+    expect(kept).toHaveLength(4)
+    expect(kept[0]!.buffer).toBe(chunkA.buffer)
+    expect(kept[1]!.buffer).toBe(chunkA.buffer)
+    expect(kept[2]!.buffer).not.toBe(chunkA.buffer)
+    d.push(Buffer.concat([frame(5, 5), frame(6, 6).subarray(0, 50)])) // reuses the store
+    d.push(frame(6, 6).subarray(50))
+    kept.slice(0, 4).forEach((k, i) => expect(k.every((x) => x === i + 1)).toBe(true))
+  })
+
   it('decodes a 1 MiB copy fed in 64 KiB chunks with a heartbeat behind it in the last chunk', () => {
     const data = pattern(1 << 20, 8)
     const hb: Frame = { type: 'heartbeat', epoch: 7, role: 'primary', sentAtMs: 1, journalEntries: 0 }
