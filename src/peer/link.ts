@@ -31,9 +31,9 @@
 // fenced. A higher epoch is delivered; the HA layer decides. Heartbeats still update
 // peerRole / peerEpoch (status), even when stale.
 //
-// Sending. send() encodes and writes at once; writes of one tick are gathered with cork() and
-// uncorked on process.nextTick, so several frames (and a copy's header and data) go out in one
-// writev. Nagle is off (setNoDelay). Back-pressure: when the socket's unsent bytes plus the new
+// Sending. send() encodes and writes at once; writes of one event-loop turn are gathered with
+// cork() and uncorked in setImmediate, so the copies (or acks) answering every chunk that
+// arrived in that turn go out in one writev rather than one per chunk. Nagle is off (setNoDelay). Back-pressure: when the socket's unsent bytes plus the new
 // frame would exceed maxBufferedBytes, send() returns false and queues nothing (a frame always
 // goes when nothing is buffered, so a single large copy is never refused on an idle link); a
 // 'drain' event follows when the socket's buffer empties. Nothing is queued while the link is
@@ -793,7 +793,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   }
 
   /**
-   * Encode and write one frame. Writes of one tick are corked together. Unless `force`, refuses
+   * Encode and write one frame. Writes of one event-loop turn are corked together. Unless `force`, refuses
    * (false) when the socket already holds unsent bytes and this frame would take it over
    * maxBufferedBytes.
    */
@@ -816,7 +816,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (!conn.corked) {
       conn.corked = true
       socket.cork()
-      process.nextTick(() => {
+      setImmediate(() => {
         if (conn.corked) {
           conn.corked = false
           socket.uncork()

@@ -6,10 +6,14 @@
 // session, the peer link and the admin API. So this policy watches each inline request and
 // sends work to the thread pool for a while when storage stops looking like memory:
 //
-// - one request slower than `stallMs` (a disk seek, dirty-page throttling, a stuck device);
+// - one request slower than `stallMs` (a stuck device, a long dirty-page throttle);
 // - or many slow ones: an exponentially weighted share of "slow" requests (slower than a
 //   memory copy of their size could explain) above `maxSlowShare`, i.e. a cold cache on a
-//   fast SSD, where inline I/O would serialize requests the device could run in parallel.
+//   fast SSD, where inline I/O would serialize requests the device could run in parallel, or
+//   a disk that seeks for each one.
+// The clock is the wall clock, so a request during which the scheduler ran something else also
+// looks slow. That is why one slow request is not enough (only a stall is): on a busy 2-core
+// machine a few preempted requests must not send I/O to the pool for seconds.
 //
 // The pool period starts at `backoffMs` and doubles, up to `maxBackoffMs`, each time inline I/O
 // is tried again and storage still looks slow; a clean inline period resets it.
@@ -22,7 +26,7 @@ export type IoMode = 'auto' | 'inline' | 'threadpool'
 export interface InlineIoOptions {
   /** Requests larger than this always go to the thread pool. Default 256 KiB. */
   maxInlineBytes?: number
-  /** One inline request slower than this (ms) moves I/O to the thread pool. Default 2. */
+  /** One inline request slower than this (ms) moves I/O to the thread pool. Default 20. */
   stallMs?: number
   /** Share of slow requests (0..1) above which I/O moves to the thread pool. Default 0.25. */
   maxSlowShare?: number
@@ -70,7 +74,7 @@ export class InlineIoPolicy {
     opts: InlineIoOptions = {},
   ) {
     this.maxInlineBytes = opts.maxInlineBytes ?? 256 * 1024
-    this.stallMs = opts.stallMs ?? 2
+    this.stallMs = opts.stallMs ?? 20
     this.maxSlowShare = opts.maxSlowShare ?? 0.25
     this.backoffMs = opts.backoffMs ?? 1000
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000
