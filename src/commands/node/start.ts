@@ -4,10 +4,13 @@ import { loadConfig, defaultConfig, selectNode, isConfigError } from '../../conf
 import { Controller } from '../../node/controller.js'
 import { HaNode, isPair } from '../../ha/node.js'
 import { createLogger, type LogLevel } from '../../node/log.js'
+import type { ReloadReport } from '../../admin/reload-report.js'
 
 export default class NodeStart extends BaseCommand {
   static override summary = 'Run a controller in the foreground.'
   static override description = `Serves the targets of the config file on this node's portal and its admin API, until SIGINT or SIGTERM; then sessions are dropped after their in-flight I/O, data is flushed and files closed.
+
+SIGHUP re-reads the config file, as "iscsi-ha node reload" does: a LUN whose size grew is grown live, everything else that changed is logged as needing a restart, and a file with a mistake is logged and changes nothing.
 
 With no --config it serves the embedded default: one target on 127.0.0.1:3260 with a 1 GiB sparse LUN under ./iscsi-ha-data/, and prints the iSCSI URL to use.
 
@@ -28,7 +31,7 @@ Logs are JSON lines on stderr. The URLs to connect to are printed on stdout (or 
   public async run(): Promise<{ node: string; urls: string[]; admin: string }> {
     const { flags } = await this.parse(NodeStart)
     const log = createLogger({ level: flags['log-level'] as LogLevel })
-    let running: { stop(): Promise<void> }
+    let running: { stop(): Promise<void>; reload(): Promise<ReloadReport> }
     let result: { node: string; urls: string[]; admin: string }
     try {
       const config = flags.config ? await loadConfig(flags.config) : defaultConfig(flags['data-dir'])
@@ -51,16 +54,28 @@ Logs are JSON lines on stderr. The URLs to connect to are printed on stdout (or 
     if (this.jsonEnabled()) this.logJson(result)
     else for (const url of result.urls) this.log(url)
     await new Promise<void>((resolve) => {
+      let stopping = false
       const stop = (signal: string): void => {
         log.info('signal received, stopping', { signal })
+        stopping = true
         process.off('SIGINT', onInt)
         process.off('SIGTERM', onTerm)
         void running.stop().then(resolve)
       }
       const onInt = (): void => stop('SIGINT')
       const onTerm = (): void => stop('SIGTERM')
+      // SIGHUP reloads the config, as daemons do (the node logs what it applied); it stays
+      // handled while stopping so that a late one cannot kill the process mid-flush.
+      const onHup = (): void => {
+        if (stopping) return
+        log.info('signal received, reloading the config', { signal: 'SIGHUP' })
+        running.reload().catch((err: unknown) => {
+          log.error('config reload failed; nothing was applied', { error: err instanceof Error ? err.message : String(err) })
+        })
+      }
       process.on('SIGINT', onInt)
       process.on('SIGTERM', onTerm)
+      process.on('SIGHUP', onHup)
     })
     this.exit(EXIT.ok)
   }
