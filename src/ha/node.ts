@@ -24,6 +24,10 @@ import type { HostConnection, LunKey, PeerMessage } from './types.js'
 import type { PeerStatusReport, TakeoverRecord } from './status.js'
 import { createHash } from 'node:crypto'
 import { AdminHttpError, type AdminRoute } from '../admin/server.js'
+import { fetchStatus } from '../admin/client.js'
+import type { ReloadReport } from '../admin/reload-report.js'
+import type { NodeStatus } from '../admin/status.js'
+import { formatSize } from '../config/index.js'
 
 export interface HaNodeOptions {
   config: ClusterConfig
@@ -34,6 +38,8 @@ export interface HaNodeOptions {
 /** The device the SCSI engine sees: a mirrored device while this node serves, nothing otherwise. */
 class GatedDevice implements BlockDevice {
   inner: MirroredDevice | undefined
+  /** Set while a grow replaces the mirrored device: writes and flushes wait for it. */
+  private held: Promise<void> | undefined
 
   /** `mayServe` is checked on every write: a primary past its lease deadline writes nothing. */
   constructor(readonly backend: FileBackend, readonly key: LunKey, private readonly mayServe: () => boolean) {}
@@ -52,12 +58,27 @@ class GatedDevice implements BlockDevice {
   }
 
   write(offset: number, data: Buffer, opts: { fua: boolean }): Promise<void> {
+    if (this.held) return this.held.then(() => this.write(offset, data, opts))
     if (!this.mayServe()) return Promise.reject(new Error(`${this.key.target}/${this.key.lun}: lease deadline passed`))
     return this.live().write(offset, data, opts)
   }
 
   flush(): Promise<void> {
+    if (this.held) return this.held.then(() => this.flush())
     return this.live().flush()
+  }
+
+  /** Run `fn` with writes and flushes held back (they continue on whatever `inner` is then). */
+  async holdWrites(fn: () => Promise<void>): Promise<void> {
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    this.held = held
+    try {
+      await fn()
+    } finally {
+      this.held = undefined
+      release()
+    }
   }
 
   /** Stop touching storage now (fencing). */
@@ -82,6 +103,11 @@ type MirrorMode = 'off' | 'syncing' | 'on' | 'degrading'
 
 /** Seconds the kernel keeps the service address without a refresh from the live primary. */
 const ADDRESS_LIFETIME_S = 2
+
+/** Longest a live grow holds the primary's writes (well under a host's command timeout). */
+const GROW_HOLD_MS = 5000
+/** Longest a live grow waits, writes flowing, for storage to complete what was acknowledged. */
+const GROW_CATCH_UP_MS = 10_000
 
 export class HaNode {
   private state: RoleState = initialRoleState()
@@ -178,6 +204,7 @@ export class HaNode {
         return d
       },
       routes: this.routes(),
+      growDevice: (key, sizeBytes, grow) => this.growDevice(key, sizeBytes, grow),
     })
 
     if (config.journal.dir) {
@@ -450,13 +477,7 @@ export class HaNode {
     if (this.state.role !== 'primary') return
     const delay = storageDelayMs()
     if (delay > 0) this.log.warn('fault injection: storage writes delayed', { ms: delay })
-    for (const d of this.devices) {
-      d.inner = new MirroredDevice({
-        backend: delay > 0 ? new SlowStorage(d.backend, delay) : d.backend, key: d.key, mirror: () => this.mirror, maxPendingBytes: this.opts.config.journal.maxBytes,
-        context: () => currentCommand(), syncWriteThrough: true,
-        onBackendError: (err) => this.log.error('storage write failed; retrying', { lun: `${d.key.target}/${d.key.lun}`, error: String(err) }),
-      })
-    }
+    for (const d of this.devices) d.inner = this.mirroredDevice(d)
     const conns = this.learned.hostConnections
     if (conns.length > 0) {
       // Before listening: the nudge needs the service port free on this node.
@@ -472,6 +493,84 @@ export class HaNode {
       this.lastTakeover.pauseMs = Math.max(0, Math.round(Date.now() - this.takeoverStartedAt))
     }
     this.log.info('serving', { epoch: this.state.epoch, service: this.service.text, takeover: this.lastTakeover })
+  }
+
+  /** The primary's device for one LUN, sized as its backend is now. */
+  private mirroredDevice(d: GatedDevice): MirroredDevice {
+    const delay = storageDelayMs()
+    return new MirroredDevice({
+      backend: delay > 0 ? new SlowStorage(d.backend, delay) : d.backend, key: d.key, mirror: () => this.mirror, maxPendingBytes: this.opts.config.journal.maxBytes,
+      context: () => currentCommand(), syncWriteThrough: true,
+      onBackendError: (err) => this.log.error('storage write failed; retrying', { lun: `${d.key.target}/${d.key.lun}`, error: String(err) }),
+    })
+  }
+
+  // ------------------------------------------------------------------ growing a LUN (reload)
+
+  /**
+   * A reload grows a LUN; `grow` grows the backend (storage is shared: the first node to grow
+   * extends the file, the other finds it that size). The grow itself is serialised with the
+   * role actions, so serving cannot start or stop halfway through.
+   *
+   * Not serving (the secondary): nothing of this node is in flight, the backend grows, and so
+   * does what a takeover would serve and the range its journal replays into.
+   *
+   * Serving (the primary): each write is also a copy in the partner's journal, and the partner
+   * replays only inside the LUN as it knows it: a write past its end would be lost in a
+   * takeover. So the partner must serve the new size first, confirmed through its admin API;
+   * then writes are held, the mirrored device drained (every copy completed), the backend
+   * grown and a mirrored device of the new size put in place. Without the confirmation the
+   * grow is refused. The writes in flight are completed before the hold (within
+   * GROW_CATCH_UP_MS), so that hosts wait only for those that came meanwhile, and at most
+   * GROW_HOLD_MS: a drain that takes longer gives up (nothing grown, writes go on) rather than
+   * let host commands time out.
+   */
+  private async growDevice(key: LunKey, sizeBytes: number, grow: () => Promise<void>): Promise<string | undefined> {
+    const d = this.devices.find((x) => x.key.target === key.target && x.key.lun === key.lun)
+    if (!d) throw new Error(`${key.target} LUN ${key.lun} is not a LUN of this node`)
+    const serving = d.inner
+    if (serving) {
+      // The slow part waits outside the role actions: a takeover never queues behind it.
+      await this.partnerServes(key, sizeBytes)
+      await within(serving.flush(), GROW_CATCH_UP_MS, `storage is more than ${GROW_CATCH_UP_MS} ms behind the acknowledged writes: nothing was grown; try again once it caught up`)
+    }
+    const run = async (): Promise<string | undefined> => {
+      if (d.inner !== serving) throw new Error(`${this.opts.nodeName} ${serving ? 'stopped' : 'started'} serving meanwhile: nothing was grown; try again`)
+      if (!serving) {
+        await grow()
+        return `${this.opts.nodeName} is not serving; reload ${this.peer.name} next, and do not switch over before it served the new size`
+      }
+      await d.holdWrites(async () => {
+        await within(d.drain(), GROW_HOLD_MS, `the writes in flight did not complete within ${GROW_HOLD_MS} ms (slow or busy storage): nothing was grown; try again`)
+        await grow()
+        if (d.inner !== serving) throw new Error('this node stopped serving during the grow: storage was grown, the served size stays until it serves again')
+        d.inner = this.mirroredDevice(d)
+      })
+      return undefined
+    }
+    const p = this.actions.then(run)
+    this.actions = p.then(() => undefined, () => undefined)
+    return p
+  }
+
+  /** Throws unless the partner's admin API says it serves `key` at `sizeBytes` or more. */
+  private async partnerServes(key: LunKey, sizeBytes: number): Promise<void> {
+    const peer = this.peer
+    const why = `${this.opts.nodeName} is the serving primary and ${peer.name} holds copies of its writes, so ${peer.name} must serve the new size first`
+    const todo = `run iscsi-ha node reload on ${peer.name}, then here again`
+    let status: NodeStatus
+    try {
+      status = await fetchStatus(peer.admin, { timeoutMs: 2000 })
+    } catch (err) {
+      throw new Error(`${why}; its admin API at ${peer.admin.text} could not confirm it (${err instanceof Error ? err.message : String(err)}): ${todo}`)
+    }
+    if (status.node !== peer.name) {
+      throw new Error(`${why}; the admin API at ${peer.admin.text} answered as node ${status.node}, so ${peer.name} cannot be asked from here: ${todo}, with its admin address reachable from this node`)
+    }
+    const there = status.targets.find((t) => t.iqn === key.target)?.luns.find((l) => l.lun === key.lun)
+    if (!there || there.sizeBytes < sizeBytes) {
+      throw new Error(`${why}; it serves ${there ? formatSize(there.sizeBytes) : 'no such LUN'}: ${todo}`)
+    }
   }
 
   // ------------------------------------------------------------------ the peer link
@@ -556,6 +655,11 @@ export class HaNode {
     await Promise.all(this.devices.map((d) => d.drain()))
     this.mirror.flushCompletions()
     this.dispatch({ type: 'handoverRequested', at: this.now() })
+  }
+
+  /** Re-read the config file (`node reload`, SIGHUP); see Controller.reload and growDevice. */
+  reload(): Promise<ReloadReport> {
+    return this.controller.reload()
   }
 
   /** `iscsi-ha replay` on a running secondary: complete the journal's copies now. */
@@ -666,6 +770,15 @@ export function isPair(config: ClusterConfig): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
+}
+
+/** `p`, or a rejection with `message` after `ms` (p itself goes on). */
+function within<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms)
+  })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
 }
 
 /** Both controllers of one cluster run the same file: its targets and nodes name the cluster. */
