@@ -97,15 +97,37 @@ interface Pending {
   deps: Pending[]
   mirror: Mirror | undefined
   seq: number | undefined
-  /** Resolved once this write no longer touches the backend (written, or given up). */
-  atBackend: Deferred
+  /**
+   * Resolved once this write no longer touches the backend (written, or given up). Created
+   * only when a later overlapping write has to wait for it: most writes overlap nothing.
+   */
+  atBackendWait: Deferred | undefined
   backendDone: boolean
-  /** Resolved once this write left the overlay. */
-  left: Deferred
+  /** Resolved once this write left the overlay; created only when someone waits for that. */
+  leftWait: Deferred | undefined
   hasLeft: boolean
   /** Set while the backend write or flush of this (committed) write is failing. */
   error: unknown
-  failListeners: Set<(e: unknown) => void>
+  failListeners: Set<(e: unknown) => void> | undefined
+}
+
+const RESOLVED: Promise<void> = Promise.resolve()
+
+function whenAtBackend(p: Pending): Promise<void> {
+  return p.backendDone ? RESOLVED : (p.atBackendWait ??= deferred()).promise
+}
+
+function markAtBackend(p: Pending): void {
+  p.backendDone = true
+  p.atBackendWait?.resolve()
+}
+
+function whenLeft(p: Pending): Promise<void> {
+  return p.hasLeft ? RESOLVED : (p.leftWait ??= deferred()).promise
+}
+
+function notifyFailure(p: Pending, e: unknown): void {
+  if (p.failListeners) for (const l of [...p.failListeners]) l(e)
 }
 
 interface RoomWaiter {
@@ -216,12 +238,12 @@ export class MirroredDevice implements BlockDevice {
       deps: [],
       mirror: undefined,
       seq: undefined,
-      atBackend: deferred(),
+      atBackendWait: undefined,
       backendDone: false,
-      left: deferred(),
+      leftWait: undefined,
       hasLeft: false,
       error: undefined,
-      failListeners: new Set(),
+      failListeners: undefined,
     }
     if (this.roomWaiters.length === 0 && this.fits(p.data.length)) {
       this.pendingBytes += p.data.length
@@ -274,12 +296,9 @@ export class MirroredDevice implements BlockDevice {
     for (const w of this.roomWaiters.splice(0)) w.reject(err)
     for (const p of [...this.overlay.values()]) {
       p.error = err
-      for (const l of [...p.failListeners]) l(err)
+      notifyFailure(p, err)
       this.leave(p)
-      if (!p.backendDone) {
-        p.backendDone = true
-        p.atBackend.resolve()
-      }
+      if (!p.backendDone) markAtBackend(p)
     }
     this.unflushed = []
   }
@@ -379,8 +398,7 @@ export class MirroredDevice implements BlockDevice {
     }
     if (this.aborted) return
     p.error = undefined
-    p.backendDone = true
-    p.atBackend.resolve()
+    markAtBackend(p)
     this.unflushed.push(p)
     this.scheduleFlush(p.fua)
   }
@@ -393,30 +411,26 @@ export class MirroredDevice implements BlockDevice {
       await this.backend.write(p.offset, p.data, { fua: p.fua || this.syncWriteThrough })
       if (this.aborted) throw this.aborted
     } catch (e) {
-      if (!p.backendDone) {
-        p.backendDone = true
-        p.atBackend.resolve()
-      }
+      if (!p.backendDone) markAtBackend(p)
       // Its data did not land: the earlier writes it hid are what reads must see.
       this.leave(p)
       throw e
     }
-    p.backendDone = true
-    p.atBackend.resolve()
+    markAtBackend(p)
     await this.leaveAfterDeps(p)
     if (this.aborted) throw this.aborted
   }
 
   private afterBackend(deps: Pending[]): Promise<unknown> | undefined {
     let waits: Promise<void>[] | undefined
-    for (const d of deps) if (!d.backendDone) (waits ??= []).push(d.atBackend.promise)
+    for (const d of deps) if (!d.backendDone) (waits ??= []).push(whenAtBackend(d))
     return waits ? Promise.all(waits) : undefined
   }
 
   private failed(p: Pending, e: unknown): void {
     p.error = e
     this.lastError = e
-    for (const l of [...p.failListeners]) l(e)
+    notifyFailure(p, e)
     try {
       this.onBackendError?.(e)
     } catch {
@@ -493,7 +507,7 @@ export class MirroredDevice implements BlockDevice {
   /** Leave once every earlier overlapping write has left (reads must never see older data on top). */
   private leaveAfterDeps(p: Pending): Promise<void> {
     let waits: Promise<void>[] | undefined
-    for (const d of p.deps) if (!d.hasLeft) (waits ??= []).push(d.left.promise)
+    for (const d of p.deps) if (!d.hasLeft) (waits ??= []).push(whenLeft(d))
     if (!waits) {
       this.leave(p)
       return Promise.resolve()
@@ -506,9 +520,9 @@ export class MirroredDevice implements BlockDevice {
     p.hasLeft = true
     this.overlay.delete(p.id)
     p.deps = []
-    p.failListeners.clear()
+    p.failListeners = undefined
     this.pendingBytes -= p.data.length
-    p.left.resolve()
+    p.leftWait?.resolve()
     this.admit()
   }
 
@@ -533,7 +547,7 @@ export class MirroredDevice implements BlockDevice {
       const onFail = (e: unknown): void => {
         if (settled) return
         settled = true
-        for (const p of open) p.failListeners.delete(onFail)
+        for (const p of open) p.failListeners?.delete(onFail)
         reject(e)
       }
       for (const p of open) {
@@ -541,11 +555,11 @@ export class MirroredDevice implements BlockDevice {
           onFail(p.error)
           return
         }
-        p.failListeners.add(onFail)
-        void p.left.promise.then(() => {
+        ;(p.failListeners ??= new Set()).add(onFail)
+        void whenLeft(p).then(() => {
           if (--left === 0 && !settled) {
             settled = true
-            for (const q of open) q.failListeners.delete(onFail)
+            for (const q of open) q.failListeners?.delete(onFail)
             resolve()
           }
         })
