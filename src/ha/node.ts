@@ -584,7 +584,8 @@ export class HaNode {
         return
       case 'copy':
         // Secondary: hold the copy, then confirm (the primary answers GOOD on the confirmation).
-        this.journal.add(m.entry).then(
+        // The peer codec compared the data with the entry's checksum when it decoded the copy.
+        this.journal.add(m.entry, { checksumVerified: true }).then(
           () => this.link.send({ type: 'copy-ack', epoch: m.entry.epoch, seq: m.entry.seq }),
           (err: unknown) => this.link.send({ type: 'copy-nak', epoch: m.entry.epoch, seq: m.entry.seq, reason: String(err) }),
         )

@@ -517,8 +517,10 @@ export class Journal {
    * JOURNAL_FULL, JOURNAL_INVALID_ENTRY, or JOURNAL_IO_FAILED (the copy is then not held).
    * A copy with the (epoch, seq) of one already held replaces it. The journal keeps `entry`
    * and its data Buffer as given: the caller must not modify them afterwards.
+   * `checksumVerified`: the caller has just compared the data with `entry.checksum` (the peer
+   * codec does for every copy it decodes), so the journal does not compute it a second time.
    */
-  add(entry: JournalEntry): Promise<void> {
+  add(entry: JournalEntry, opts: { checksumVerified?: boolean } = {}): Promise<void> {
     try {
       this.checkWritable()
       if (this.failed) throw this.failed
@@ -526,7 +528,7 @@ export class Journal {
       if (bad !== undefined) {
         throw new JournalError('JOURNAL_INVALID_ENTRY', `copy ${entry.epoch}/${entry.seq}: ${bad}`, { epoch: entry.epoch, seq: entry.seq })
       }
-      const actual = crc32c(entry.data)
+      const actual = opts.checksumVerified === true ? entry.checksum >>> 0 : crc32c(entry.data)
       if (actual !== entry.checksum >>> 0) {
         throw new JournalError(
           'JOURNAL_BAD_CHECKSUM',

@@ -38,6 +38,15 @@ describe('Journal (memory)', () => {
     expect(j.stats().entries).toBe(0)
   })
 
+  it('does not recompute a checksum the caller says it verified (the peer codec checks every copy)', async () => {
+    const j = new Journal()
+    const e = entry(1, 0, 'hello')
+    e.checksum ^= 1 // what only the caller's own check would catch
+    await j.add(e, { checksumVerified: true })
+    expect(j.stats().entries).toBe(1)
+    expect(await codeOf(j.add({ ...entry(1, 1, 'x'), checksum: 7 }, { checksumVerified: false }))).toBe('JOURNAL_BAD_CHECKSUM')
+  })
+
   it('refuses entries it cannot store', async () => {
     const j = new Journal()
     expect(await codeOf(j.add(entry(-1, 0, 'a')))).toBe('JOURNAL_INVALID_ENTRY')
