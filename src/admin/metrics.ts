@@ -4,6 +4,7 @@
 // counters at scrape time) and make one histogram observation (~250 ns per command in all).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { emptyCounters, type NodeCounters } from './status.js'
+import type { InlineIoStats } from '../storage/inline-io.js'
 
 export type CommandOp = 'read' | 'write' | 'other'
 
@@ -162,6 +163,38 @@ export class NodeMetrics {
 
   get sessions(): number {
     return this.sessionCount
+  }
+
+  /**
+   * Per-LUN storage request counters, read from `source` at scrape time: where requests ran
+   * (inline on the event loop or in the thread pool, see storage/inline-io.ts) and how often
+   * slow storage sent them to the thread pool.
+   */
+  storageIo(source: () => Array<{ target: string; lun: number; io: InlineIoStats }>): void {
+    const registers = [this.registry]
+    new Counter({
+      name: 'iscsi_ha_storage_requests_total',
+      help: 'Storage reads and writes of each LUN, by where they ran (inline, threadpool)',
+      labelNames: ['target', 'lun', 'where'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const l of source()) {
+          this.inc({ target: l.target, lun: String(l.lun), where: 'inline' }, l.io.inlineOps)
+          this.inc({ target: l.target, lun: String(l.lun), where: 'threadpool' }, l.io.threadPoolOps)
+        }
+      },
+    })
+    new Counter({
+      name: 'iscsi_ha_storage_inline_backoffs_total',
+      help: 'Times slow storage moved a LUN\'s requests from inline to the thread pool for a while',
+      labelNames: ['target', 'lun'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const l of source()) this.inc({ target: l.target, lun: String(l.lun) }, l.io.backoffs)
+      },
+    })
   }
 
   /** A copy of the totals, for NodeStatus.counters. */

@@ -2,6 +2,8 @@
 // CLI (`node status`) and the HA peer read it. All times are ISO-8601 strings in UTC; all
 // sizes and byte counts are numbers of bytes.
 
+import type { InlineIoStats } from '../storage/inline-io.js'
+
 /** Bumped on incompatible changes to NodeStatus. */
 export const STATUS_SCHEMA_VERSION = 1
 
@@ -19,6 +21,8 @@ export interface LunStatus {
   readOnly: boolean
   /** Whether WCE is reported (write-back cache). */
   writeCache: boolean
+  /** Where storage requests run (inline on the event loop or in the thread pool), and counts. */
+  io: InlineIoStats
 }
 
 export interface SessionStatus {

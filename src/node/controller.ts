@@ -78,6 +78,7 @@ export class Controller {
       luns: () => this.luns.map((l) => ({ target: l.targetIqn, lun: l.lun, sizeBytes: l.backend.sizeBytes })),
       grow: (target, lun, sizeBytes) => this.growLun(target, lun, sizeBytes),
     })
+    this.metrics.storageIo(() => this.luns.map((l) => ({ target: l.targetIqn, lun: l.lun, io: l.backend.ioStats() })))
   }
 
   static async start(opts: ControllerOptions): Promise<Controller> {
@@ -269,7 +270,7 @@ export class Controller {
         luns: this.luns.filter((l) => l.targetIqn === t.iqn).map((l) => ({
           lun: l.lun, path: l.backend.path, kind: l.backend.kind, sizeBytes: l.backend.sizeBytes,
           blockSize: l.blockSize, serial: l.serial, naa: l.naa.toString('hex'), readOnly: l.readOnly,
-          writeCache: l.unit.writeCacheEnabled,
+          writeCache: l.unit.writeCacheEnabled, io: l.backend.ioStats(),
         })),
         sessions: this.sessions.all().filter((s) => s.target === t).map((s) => ({
           tsih: s.tsih, type: s.params.sessionType, initiatorName: s.params.initiatorName, isid: s.isid,

@@ -79,15 +79,25 @@ describe.skipIf(skip)('libiscsi and QEMU against a node', () => {
   it('counts the I/O in node status and in Prometheus metrics', async () => {
     const r = await run('node', [cli, 'node', 'status', '--admin', node.admin, '--json'])
     expect(r.exitCode, r.all).toBe(0)
-    const status = JSON.parse(r.stdout) as { counters: { writeOps: number; readOps: number; writeBytes: number }; targets: Array<{ iqn: string; luns: Array<{ serial: string }> }> }
+    const status = JSON.parse(r.stdout) as {
+      counters: { writeOps: number; readOps: number; writeBytes: number }
+      targets: Array<{ iqn: string; luns: Array<{ serial: string; io: { mode: string; inlineOps: number; threadPoolOps: number } }> }>
+    }
     expect(status.targets[0]!.iqn).toBe(node.iqn)
+    // The LUN file is on a local file system: its 4 KiB requests ran inline (storage/inline-io.ts).
+    const io = status.targets[0]!.luns[0]!.io
+    expect(io.mode).toBe('auto')
+    expect(io.inlineOps).toBeGreaterThan(20000)
     expect(status.counters.writeOps).toBeGreaterThan(20000)
     expect(status.counters.writeBytes).toBeGreaterThanOrEqual(64 * 1024 * 1024)
     const text = await fetchMetrics(node.admin)
     expect(text).toMatch(/iscsi_ha_scsi_commands_total\{op="write"\} \d{5,}/)
     expect(text).toContain('iscsi_ha_scsi_command_seconds_bucket')
+    expect(text).toMatch(/iscsi_ha_storage_requests_total\{target="[^"]+",lun="0",where="inline"\} \d{5,}/)
+    expect(text).toMatch(/iscsi_ha_storage_inline_backoffs_total\{target="[^"]+",lun="0"\} \d+/)
     const table = await run('node', [cli, 'node', 'status', '--admin', node.admin])
     expect(table.stdout).toContain(status.targets[0]!.luns[0]!.serial)
+    expect(table.stdout).toMatch(/auto\/(inline|pool)/)
   })
 
   it('answers a LUN that does not exist with LOGICAL UNIT NOT SUPPORTED', async () => {

@@ -5,6 +5,11 @@ import { failWith } from '../../cli/failure.js'
 import { adminFlags, resolveAdmin } from '../../cli/admin-target.js'
 import type { NodeStatus } from '../../admin/status.js'
 
+/** Where a LUN's storage requests run now: `auto/inline`, `auto/pool` (backed off), or the fixed mode. */
+function ioWhere(io: NodeStatus['targets'][number]['luns'][number]['io']): string {
+  return io.mode === 'auto' ? (io.inlineNow ? 'auto/inline' : 'auto/pool') : io.mode
+}
+
 export default class NodeStatusCommand extends BaseCommand {
   static override summary = "Show a running controller's targets, LUNs, sessions and counters."
   static override description = `Reads the admin API of a running node (GET /v1/status) and prints it as tables, or as JSON with --json.
@@ -33,8 +38,8 @@ Exit status: 0 the node answered; 3 the node could not be reached; 2 bad flags o
 
   private print(s: NodeStatus): void {
     this.log(`node ${s.node}  pid ${s.pid}  version ${s.version}  up ${s.uptimeS}s  portal ${s.portal}  admin ${s.admin}\n`)
-    const luns = s.targets.flatMap((t) => t.luns.map((l) => [t.iqn, l.lun, l.kind, formatBytes(l.sizeBytes), l.blockSize, l.serial, l.naa, l.readOnly ? 'ro' : 'rw', l.writeCache ? 'on' : 'off', l.path]))
-    this.log(renderTable(['TARGET', 'LUN', 'KIND', 'SIZE', 'BLOCK', 'SERIAL', 'NAA', 'MODE', 'WCE', 'PATH'], luns))
+    const luns = s.targets.flatMap((t) => t.luns.map((l) => [t.iqn, l.lun, l.kind, formatBytes(l.sizeBytes), l.blockSize, l.serial, l.naa, l.readOnly ? 'ro' : 'rw', l.writeCache ? 'on' : 'off', ioWhere(l.io), l.path]))
+    this.log(renderTable(['TARGET', 'LUN', 'KIND', 'SIZE', 'BLOCK', 'SERIAL', 'NAA', 'MODE', 'WCE', 'IO', 'PATH'], luns))
     const sessions = s.targets.flatMap((t) => t.sessions.map((x) => [t.iqn, x.tsih, x.initiatorName, x.remote, x.headerDigest ? 'crc32c' : 'none', x.commands, formatBytes(x.readBytes), formatBytes(x.writeBytes)]))
     this.log('')
     this.log(sessions.length ? renderTable(['TARGET', 'TSIH', 'INITIATOR', 'REMOTE', 'HDIGEST', 'CMDS', 'READ', 'WRITTEN'], sessions) : 'no sessions')

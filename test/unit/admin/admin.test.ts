@@ -39,6 +39,7 @@ function sampleStatus(metrics: NodeMetrics): NodeStatus {
             naa: '6001405abcdef0123456789abcdef012',
             readOnly: false,
             writeCache: true,
+            io: { mode: 'auto', inlineNow: true, inlineOps: 10, threadPoolOps: 2, backoffs: 0 },
           },
         ],
         sessions: [
