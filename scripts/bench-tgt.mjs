@@ -3,7 +3,7 @@
 // scripts/bench-tgt.sh, which installs the tools and builds first.
 //
 //   node scripts/bench-tgt.mjs [--quick] [--seconds N] [--rounds N] [--size-mib N]
-//                              [--workloads IDS] [--json FILE] [--profile] [--profile-seconds N]
+//                              [--workloads IDS] [--json FILE] [--profile | --profile-pair] [--profile-seconds N]
 //
 // Starts, in a fresh directory under $TMPDIR (one file system for all LUNs):
 //   tgt    tgtd -f on 127.0.0.1:<free port>, its own management port, LUN 1 on tgt.img
@@ -18,6 +18,7 @@
 // --profile instead runs only the node under `node --cpu-prof`, drives 4K QD32 writes at it
 // for --profile-seconds, stops it cleanly (the profile is written at exit) and prints the top
 // 10 functions by self time (scripts/cpuprofile-top.mjs); the profile is kept.
+// --profile-pair does the same for both controllers of a loopback pair (writes mirrored).
 import { execa } from 'execa'
 import { mkdtemp, readdir, rm, copyFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -36,7 +37,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(ROOT, 'bin/run.js')
 
 function parseArgs(argv) {
-  const o = { quick: false, seconds: undefined, rounds: undefined, sizeMiB: undefined, workloads: undefined, json: undefined, profile: false, profileSeconds: 15 }
+  const o = { quick: false, seconds: undefined, rounds: undefined, sizeMiB: undefined, workloads: undefined, json: undefined, profile: false, profilePair: false, profileSeconds: 15 }
   const num = (i) => {
     const v = Number(argv[i])
     if (!Number.isInteger(v) || v < 1) fail(`${argv[i - 1]} needs a positive integer`, 2)
@@ -51,6 +52,7 @@ function parseArgs(argv) {
     else if (a === '--workloads') o.workloads = argv[++i]
     else if (a === '--json') o.json = argv[++i]
     else if (a === '--profile') o.profile = true
+    else if (a === '--profile-pair') { o.profile = true; o.profilePair = true }
     else if (a === '--profile-seconds') o.profileSeconds = num(++i)
     else if (a === '-h' || a === '--help') {
       process.stdout.write(readUsage())
@@ -65,7 +67,7 @@ function parseArgs(argv) {
 }
 
 function readUsage() {
-  return 'usage: scripts/bench-tgt.sh [--quick] [--seconds N] [--rounds N] [--size-mib N] [--workloads IDS] [--json FILE] [--profile] [--profile-seconds N]\n'
+  return 'usage: scripts/bench-tgt.sh [--quick] [--seconds N] [--rounds N] [--size-mib N] [--workloads IDS] [--json FILE] [--profile | --profile-pair] [--profile-seconds N]\n'
 }
 
 function fail(message, code = 3) {
@@ -164,6 +166,7 @@ async function compare() {
 }
 
 async function profile() {
+  if (opts.profilePair) return profilePair()
   const profDir = join(dir, 'prof')
   const node = await startStandalone({
     sizeMiB: opts.sizeMiB, dir: await mkdtemp(join(dir, 'node-')), nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir],
@@ -182,6 +185,33 @@ async function profile() {
   process.stdout.write('\n')
   await execa(process.execPath, [join(ROOT, 'scripts/cpuprofile-top.mjs'), kept, '--top', '10'], { stdout: 'inherit', stderr: 'inherit', cwd: ROOT })
   process.stdout.write(`\nprofile kept: ${kept} (open in Chrome DevTools > Performance, or VS Code)\n`)
+}
+
+/** Both controllers of a loopback pair under --cpu-prof, 4K QD32 writes through the service address. */
+async function profilePair() {
+  const profDir = join(dir, 'prof')
+  const serviceHost = `127.0.0.${100 + Math.floor(Math.random() * 100)}`
+  const pair = await startPair({ serviceHost, sizeMiB: opts.sizeMiB, nodeArgs: (name) => ['--cpu-prof', '--cpu-prof-dir', join(profDir, name)] })
+  cleanups.push(() => pair.cleanup())
+  const roles = await pair.waitMirrored()
+  say(`pair under --cpu-prof: ${pair.url} (primary ${roles.primary}, secondary ${roles.secondary}); 4K QD32 writes for ${opts.profileSeconds} s`)
+  const r = await execa(process.execPath, [CLI, 'bench', pair.url, '--workloads', '4k-qd32-write', '--seconds', String(opts.profileSeconds)], {
+    reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit',
+  })
+  if (r.exitCode !== 0) throw new Error(`iscsi-ha bench exited with ${r.exitCode}`)
+  // The secondary first: the primary then drains to write-through before it stops.
+  await pair.nodes[roles.secondary].process.stop(10_000)
+  await pair.nodes[roles.primary].process.stop(10_000)
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  for (const [role, name] of [['primary', roles.primary], ['secondary', roles.secondary]]) {
+    const files = (await readdir(join(profDir, name)).catch(() => [])).filter((f) => f.endsWith('.cpuprofile'))
+    if (files.length === 0) throw new Error(`no profile written by the ${role} (${name})`)
+    const kept = join(tmpdir(), `iscsi-ha-pair-${role}-4k-qd32-write-${stamp}.cpuprofile`)
+    await copyFile(join(profDir, name, files[0]), kept)
+    process.stdout.write(`\n${role} (${name}):\n`)
+    await execa(process.execPath, [join(ROOT, 'scripts/cpuprofile-top.mjs'), kept, '--top', '10'], { stdout: 'inherit', stderr: 'inherit', cwd: ROOT })
+    process.stdout.write(`profile kept: ${kept}\n`)
+  }
 }
 
 async function describeMachine() {

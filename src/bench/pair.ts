@@ -49,6 +49,8 @@ export interface PairOptions {
   env?: Record<string, string>
   /** Extra top-level YAML (iscsi tuning, journal …; not ha: the lease lives in the pair's directory). */
   extra?: string
+  /** Options for node itself per controller, e.g. --cpu-prof into a directory of its own. */
+  nodeArgs?: (name: PairNodeName) => string[]
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -124,7 +126,9 @@ export async function startPair(opts: PairOptions): Promise<BenchPair> {
         return node.process?.running === true
       },
       async start() {
-        const proc = new ControllerProcess(name, { configPath, node: name, cwd: dir, ...(opts.env ? { env: opts.env } : {}) })
+        const proc = new ControllerProcess(name, {
+          configPath, node: name, cwd: dir, ...(opts.env ? { env: opts.env } : {}), ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs(name) } : {}),
+        })
         node.process = proc
         const until = Date.now() + 15_000
         for (;;) {
