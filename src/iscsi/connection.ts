@@ -449,7 +449,7 @@ export class IscsiConnection {
       const length = Math.min(params.maxBurstLength, task.solicitLimit - task.nextSolicitOffset)
       const ttt = this.allocTtt()
       const r2t = { ttt, r2tSN: task.nextR2TSN++, offset: task.nextSolicitOffset, length, received: 0, nextDataSN: 0 }
-      task.r2ts.set(ttt, r2t)
+      task.addR2T(r2t)
       this.tasksByTtt.set(ttt, task)
       task.nextSolicitOffset += length
       this.send({
@@ -511,7 +511,7 @@ export class IscsiConnection {
       r2t.nextDataSN++
       r2t.received += pdu.data.length
       if (pdu.final || r2t.received >= r2t.length) {
-        task.r2ts.delete(pdu.ttt)
+        task.deleteR2T(pdu.ttt)
         this.tasksByTtt.delete(pdu.ttt)
       }
     }
@@ -671,7 +671,7 @@ export class IscsiConnection {
   private endTask(task: ScsiTask): void {
     this.tasks.delete(task.itt)
     for (const ttt of task.r2ts.keys()) this.tasksByTtt.delete(ttt)
-    task.r2ts.clear()
+    task.clearR2Ts()
     const idx = this.startQueue.indexOf(task)
     if (idx >= 0) this.startQueue.splice(idx, 1)
     if (this.session) this.session.activeCommands = Math.max(0, this.session.activeCommands - 1)

@@ -30,7 +30,8 @@ export class ScsiTask {
   /** How far R2Ts may solicit: less than dataOut.length when the CDB was refused up front. */
   solicitLimit: number
   nextR2TSN = 0
-  readonly r2ts = new Map<number, OutstandingR2T>()
+  /** Outstanding R2Ts by TTT; most commands never have one, so the map comes with the first. */
+  private r2tMap: Map<number, OutstandingR2T> | undefined
   dataInSN = 0
   /** Settles when the task's storage work is over (whatever the outcome). */
   finished: Promise<void> = Promise.resolve()
@@ -74,6 +75,22 @@ export class ScsiTask {
     this.startedAt = now
   }
 
+  get r2ts(): ReadonlyMap<number, OutstandingR2T> {
+    return this.r2tMap ?? NO_R2TS
+  }
+
+  addR2T(r2t: OutstandingR2T): void {
+    ;(this.r2tMap ??= new Map()).set(r2t.ttt, r2t)
+  }
+
+  deleteR2T(ttt: number): void {
+    this.r2tMap?.delete(ttt)
+  }
+
+  clearR2Ts(): void {
+    this.r2tMap?.clear()
+  }
+
   /** Everything the task will ever receive has arrived. */
   get dataComplete(): boolean {
     return this.unsolicitedPending === 0 && this.r2ts.size === 0 && this.nextSolicitOffset >= this.solicitLimit
@@ -81,6 +98,7 @@ export class ScsiTask {
 }
 
 const EMPTY = Buffer.alloc(0)
+const NO_R2TS: ReadonlyMap<number, OutstandingR2T> = new Map()
 /** Data-Out buffers of every connection: a task keeps its buffer about as long as it runs. */
 const dataOutBuffers = new BufferSlab()
 
