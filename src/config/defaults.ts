@@ -17,16 +17,25 @@ export const DEFAULT_TPGT = 1
 export const MAX_PHYSICAL_BLOCK_SIZE = 64 * 1024
 
 /**
- * `physical_block_size` when it is not given: 4096 for `block_size: 512`, like a 512e disk, and
- * the block size itself for `block_size: 4096`. It is what the storage under a LUN works in: a
- * file (or block device) is served through the page cache, which reads and writes whole 4 KiB
- * pages (a 512-byte write into a page not in memory first reads the page), and holes are
- * punched in 4 KiB units. Hosts told so align partitions and I/O to 4 KiB. The SCSI engine has
+ * `physical_block_size` when it is not given: `block_size` itself (LOGICAL BLOCKS PER PHYSICAL
+ * BLOCK EXPONENT 0), so a LUN looks like a 512n or a 4Kn disk, as hosts expect of those formats
+ * and as libiscsi's GET LBA STATUS test (GetLBAStatus.UnmapSingle) assumes: with several logical
+ * blocks per physical block it wants an answer SBC-4 does not allow. The 4 KiB in which the page
+ * cache works and holes are punched still reaches hosts that unmap (the Block Limits OPTIMAL
+ * UNMAP GRANULARITY is at least 4 KiB). `physical_block_size: 4096` with `block_size: 512`
+ * reports a 512e disk, for admins who want hosts to align their I/O to 4 KiB. The SCSI engine has
  * the same default for units built without a config (defaultPhysicalBlockSize in limits.ts).
  */
 export function defaultPhysicalBlockSize(blockSize: number): number {
-  return Math.max(blockSize, 4096)
+  return blockSize
 }
+
+/**
+ * `sanitize_overwrite` when it is not given: off. SANITIZE OVERWRITE writes every block of the
+ * LUN, so on a thin-provisioned LUN a single host command allocates all of it in the storage
+ * pool; an administrator must choose to allow that. BLOCK ERASE is always offered.
+ */
+export const DEFAULT_SANITIZE_OVERWRITE = false
 
 /** The values `physical_block_size` may take with `blockSize`-byte logical blocks. */
 export function physicalBlockSizes(blockSize: number): number[] {
@@ -80,6 +89,7 @@ export function defaultConfig(dataDir: string = DEFAULT_DATA_DIR): ClusterConfig
             sizeBytes: DEFAULT_LUN_SIZE,
             blockSize: 512,
             physicalBlockSize: defaultPhysicalBlockSize(512),
+            sanitizeOverwrite: DEFAULT_SANITIZE_OVERWRITE,
             readOnly: false,
             writeCache: true,
             removable: false,

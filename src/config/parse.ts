@@ -16,6 +16,7 @@ import {
   DEFAULT_ADMIN_ADDRESS,
   DEFAULT_HA,
   DEFAULT_JOURNAL_BYTES,
+  DEFAULT_SANITIZE_OVERWRITE,
   DEFAULT_TPGT,
   ISCSI_PORT,
   MAX_PHYSICAL_BLOCK_SIZE,
@@ -254,7 +255,7 @@ const ROOT_KEYS = ['targets', 'nodes', 'service', 'peer_secret', 'iscsi', 'ha', 
 const HA_KEYS = ['heartbeat_interval_ms', 'dead_after_ms', 'lease_duration_ms', 'lease_renew_ms', 'fence_after_ms', 'ack_timeout_ms', 'lease_path'] as const
 const JOURNAL_KEYS = ['max_bytes', 'dir'] as const
 const TARGET_KEYS = ['iqn', 'alias', 'tpgt', 'luns', 'chap', 'initiators'] as const
-const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'physical_block_size', 'read_only', 'write_cache', 'removable', 'serial'] as const
+const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'physical_block_size', 'read_only', 'write_cache', 'removable', 'sanitize_overwrite', 'serial'] as const
 const CHAP_KEYS = ['user', 'secret', 'mutual_user', 'mutual_secret'] as const
 const NODE_KEYS = ['portal', 'admin', 'peer'] as const
 const SERVICE_KEYS = ['address', 'interface', 'prefix'] as const
@@ -344,6 +345,9 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
   const writeCache = wcE ? bool(ctx, wcE, join(field, 'write_cache')) : true
   const rmE = m.get('removable')
   const removable = rmE ? bool(ctx, rmE, join(field, 'removable')) : false
+  // Opt-in: OVERWRITE allocates every block of a thin LUN (DEFAULT_SANITIZE_OVERWRITE says why).
+  const soE = m.get('sanitize_overwrite')
+  const sanitizeOverwrite = soE ? bool(ctx, soE, join(field, 'sanitize_overwrite')) : DEFAULT_SANITIZE_OVERWRITE
 
   let serial: string | undefined
   const serialE = m.get('serial')
@@ -363,6 +367,7 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
     path,
     blockSize,
     physicalBlockSize,
+    sanitizeOverwrite: sanitizeOverwrite ?? DEFAULT_SANITIZE_OVERWRITE,
     readOnly: readOnly ?? false,
     writeCache: writeCache ?? true,
     removable: removable ?? false,

@@ -17,10 +17,15 @@ export interface LunConfig {
   blockSize: BlockSize
   /**
    * Physical block size in bytes (READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT,
-   * Block Limits granularities): blockSize × a power of two, at most 64 KiB. Default 4096, for
-   * either block size (defaultPhysicalBlockSize in defaults.ts says why).
+   * Block Limits granularities): blockSize × a power of two, at most 64 KiB. Default blockSize
+   * (defaultPhysicalBlockSize in defaults.ts says why); 4096 with 512-byte blocks reports 512e.
    */
   physicalBlockSize: number
+  /**
+   * Offer SANITIZE OVERWRITE. Default false: it writes every block, so on a thin-provisioned LUN
+   * one host command allocates the whole LUN in the storage pool (DEFAULT_SANITIZE_OVERWRITE).
+   */
+  sanitizeOverwrite: boolean
   readOnly: boolean
   /** Report a volatile write cache (WCE=1); the engine then honours SYNCHRONIZE CACHE and FUA. Default true. */
   writeCache: boolean

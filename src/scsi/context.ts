@@ -40,6 +40,8 @@ export interface LuContext {
   readonly deallocated: DeallocatedMap
   readonly identity: LuIdentity
   readonly readOnly: boolean
+  /** SANITIZE OVERWRITE is offered (DiskLogicalUnitOptions.sanitizeOverwrite). */
+  readonly sanitizeOverwrite: boolean
   readonly modes: ModePages
   readonly unitAttentions: UnitAttentions
   /** Standard INQUIRY data, built once. */

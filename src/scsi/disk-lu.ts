@@ -59,10 +59,18 @@ export interface DiskLogicalUnitOptions {
   /**
    * Physical block size: blockSize × a power of two, at most 64 KiB. Reported in READ CAPACITY
    * (16) (LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT) and in the Block Limits VPD page (optimal
-   * transfer length and unmap granularities). Default: defaultPhysicalBlockSize(blockSize), 4096
-   * for 512-byte blocks (see limits.ts for why).
+   * transfer length and unmap granularities). Default: defaultPhysicalBlockSize(blockSize), the
+   * block size itself (see limits.ts for why); 4096 with 512-byte blocks reports a 512e disk.
    */
   physicalBlockSize?: number
+  /**
+   * Offer SANITIZE OVERWRITE (service action 01h). Default false: OVERWRITE writes every block,
+   * so on a thin-provisioned LUN one host command allocates all of it in the storage pool; an
+   * administrator opts in (config `sanitize_overwrite`). Without it the service action is not
+   * reported by REPORT SUPPORTED OPERATION CODES and is refused as unsupported (opcodes.ts).
+   * BLOCK ERASE is always offered.
+   */
+  sanitizeOverwrite?: boolean
   /** MAXIMUM TRANSFER LENGTH in bytes (rounded down to blocks). Default 8 MiB. */
   maxTransferBytes?: number
   /** OPTIMAL TRANSFER LENGTH in bytes (rounded down to blocks). Default 0: not reported. */
@@ -118,6 +126,7 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
   readonly locks = new RangeLock()
   readonly identity: LuIdentity
   readonly readOnly: boolean
+  readonly sanitizeOverwrite: boolean
   readonly modes: ModePages
   readonly unitAttentions = new UnitAttentions()
   readonly standardInquiry: Buffer
@@ -163,6 +172,7 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
     this.limits = defaultLimits(bs, maxBlocks, physical / bs)
     this.identity = identity
     this.readOnly = opts.readOnly ?? false
+    this.sanitizeOverwrite = opts.sanitizeOverwrite ?? false
     this.modes = new ModePages({ writeCache: opts.writeCache })
     this.log = opts.log ?? consoleLogger
     this.reservations = new ReservationState(identity.relativeTargetPortId)
@@ -256,7 +266,7 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
 
   planDataOut(cdb: Buffer, _nexus: Nexus): DataOutPlan {
     try {
-      const def = lookupCommand(cdb)
+      const def = lookupCommand(cdb, this)
       if (def.planOut === undefined) return NONE
       if (cdb.length < def.cdbLength) throw invalidFieldInCdb(0, 7)
       checkControlByte(cdb, def.cdbLength)
@@ -276,7 +286,7 @@ export class DiskLogicalUnit implements LogicalUnit, LuContext {
       let def: CommandDef | undefined
       let unsupported: unknown
       try {
-        def = lookupCommand(cdb)
+        def = lookupCommand(cdb, this)
       } catch (e) {
         unsupported = e
       }

@@ -36,15 +36,19 @@ const GIB = 1024 * 1024 * 1024
 export const MAX_PHYSICAL_BLOCK_SIZE = 64 * 1024
 
 /**
- * The physical block size a unit reports unless told otherwise: 4096 for 512-byte blocks (a
- * 512e disk, LBPPB exponent 3), the block size itself for 4096-byte blocks. It is the truth for
- * the storage under a unit: the file backend goes through the page cache, which reads and
- * writes whole 4 KiB pages (a 512-byte write into a page not in memory reads the page first),
- * and punches holes in 4 KiB units (PUNCH_ALIGN); hosts told so align partitions and I/O to
- * 4 KiB. The config default is the same (src/config/defaults.ts).
+ * The physical block size a unit reports unless told otherwise: the logical block size (LOGICAL
+ * BLOCKS PER PHYSICAL BLOCK EXPONENT 0). A unit with 512-byte blocks then looks like a 512n disk
+ * and one with 4096-byte blocks like a 4Kn disk, which is what hosts expect of those formats, and
+ * what libiscsi's GetLBAStatus.UnmapSingle assumes: it asks GET LBA STATUS for LBA i+1 and wants
+ * the first descriptor at i+LBPPB, which a correct target (first descriptor at the requested LBA,
+ * SBC-4) gives only when LBPPB is 1. The storage's 4 KiB page and hole size is still told to hosts
+ * that unmap: OPTIMAL UNMAP GRANULARITY stays at least 4 KiB (defaultLimits). A unit that should
+ * report 512e (4096-byte physical blocks under 512-byte logical ones, so hosts align their I/O to
+ * 4 KiB) is given physicalBlockSize 4096 (config `physical_block_size`). The config default is
+ * the same (src/config/defaults.ts).
  */
 export function defaultPhysicalBlockSize(blockSize: number): number {
-  return Math.max(blockSize, 4096)
+  return blockSize
 }
 
 /** Why `physical` cannot be the physical block size of `blockSize`-byte blocks, or undefined. */

@@ -1,6 +1,8 @@
 // THE opcode table: every command the disk logical unit supports, one row each. Anything not
 // listed ends with ILLEGAL REQUEST / INVALID COMMAND OPERATION CODE; an unlisted service action
-// of a listed opcode with ILLEGAL REQUEST / INVALID FIELD IN CDB.
+// of a listed opcode with ILLEGAL REQUEST / INVALID FIELD IN CDB. A row with `offered` is a
+// command only some units support (SANITIZE OVERWRITE, an option of the unit): a unit without it
+// treats the row as unlisted, both when executing and in REPORT SUPPORTED OPERATION CODES.
 //
 // usage: CDB USAGE DATA for REPORT SUPPORTED OPERATION CODES (SPC-4 §6.35), bytes 1..n-1 (byte 0
 // is the opcode): a bit is set when the device server evaluates that CDB bit. Protection fields,
@@ -45,10 +47,12 @@ export interface CommandDef {
   readonly access: Access
   /** Present for commands that carry Data-Out. */
   readonly planOut?: DataOutPlanner
+  /** Present when only some units support the command: whether `lu` does. */
+  readonly offered?: (lu: LuContext) => boolean
   readonly run: CommandHandler
 }
 
-type Flags = { sa?: number; noUa?: true; plan?: DataOutPlanner; acc?: Access; medium?: false }
+type Flags = { sa?: number; noUa?: true; plan?: DataOutPlanner; acc?: Access; medium?: false; when?: (lu: LuContext) => boolean }
 
 function row(opcode: number, name: string, len: number, run: CommandHandler, usage: string, f: Flags = {}): CommandDef {
   const bytes = [opcode, ...usage.split(' ').map((h) => parseInt(h, 16))]
@@ -64,8 +68,14 @@ function row(opcode: number, name: string, len: number, run: CommandHandler, usa
     // Commands about the unit rather than its medium run without one.
     needsMedium: f.medium ?? !(f.acc === 'info' || f.acc === 'pr' || f.acc === 'legacy'),
     planOut: f.plan,
+    offered: f.when,
     run,
   }
+}
+
+/** Whether `lu` supports the command of a table row. */
+export function offers(lu: LuContext, c: CommandDef): boolean {
+  return c.offered === undefined || c.offered(lu)
 }
 
 // prettier-ignore
@@ -100,7 +110,7 @@ export const COMMANDS: readonly CommandDef[] = Object.freeze([
   row(0x37, 'READ DEFECT DATA(10)',       10, sbc.readDefectData10,   '00 1f 00 00 00 00 ff ff 00',                       { acc: 'read' }),
   row(0x41, 'WRITE SAME(10)',             10, thin.writeSame10,       '18 ff ff ff ff 1f ff ff 00',                       { plan: thin.planWriteSame10 }),
   row(0x42, 'UNMAP',                      10, thin.unmap,             '01 00 00 00 00 1f ff ff 00',                       { plan: thin.planUnmap }),
-  row(0x48, 'SANITIZE',                   10, sanitize.sanitize,      'a1 00 00 00 00 00 ff ff 00',                       { sa: 0x01, plan: sanitize.planSanitize }),
+  row(0x48, 'SANITIZE',                   10, sanitize.sanitize,      'a1 00 00 00 00 00 ff ff 00',                       { sa: 0x01, plan: sanitize.planSanitize, when: sanitize.overwriteOffered }),
   row(0x48, 'SANITIZE',                   10, sanitize.sanitize,      'a2 00 00 00 00 00 ff ff 00',                       { sa: 0x02, plan: sanitize.planSanitize }),
   row(0x48, 'SANITIZE',                   10, sanitize.sanitize,      '1f 00 00 00 00 00 ff ff 00',                       { sa: 0x1f, plan: sanitize.planSanitize }),
   row(0x55, 'MODE SELECT(10)',            10, spc.modeSelect10,       '10 00 00 00 00 00 ff ff 00',                       { plan: spc.planModeSelect10, medium: false }),
@@ -143,13 +153,19 @@ for (const c of COMMANDS) {
   }
 }
 
-/** The command a CDB names; throws ScsiError for unsupported opcodes and service actions. */
-export function lookupCommand(cdb: Buffer): CommandDef {
+/**
+ * The command a CDB names on `lu`; throws ScsiError for unsupported opcodes and service actions.
+ * Every service-action opcode of the table has its SERVICE ACTION in byte 1, bits 4..0; one this
+ * unit does not support, listed or not, is INVALID FIELD IN CDB with the field pointer on it (the
+ * bit pointer names the field's most significant bit, SPC-4 sense-key specific data), as SBC-3
+ * §5.30 asks of SANITIZE and SPC-4 of the service actions of its commands.
+ */
+export function lookupCommand(cdb: Buffer, lu: LuContext): CommandDef {
   const entry = BY_OPCODE[cdb[0]]
   if (entry === undefined) throw invalidOpcode()
   if (entry instanceof Map) {
     const c = entry.get(cdb[1] & 0x1f)
-    if (c === undefined) throw invalidFieldInCdb(1, 4)
+    if (c === undefined || !offers(lu, c)) throw invalidFieldInCdb(1, 4)
     return c
   }
   return entry
@@ -167,7 +183,7 @@ function timeoutsDescriptor(c: CommandDef): Buffer {
   return b
 }
 
-export function reportSupportedOpcodes(_lu: LuContext, req: ScsiRequest): ScsiResult {
+export function reportSupportedOpcodes(lu: LuContext, req: ScsiRequest): ScsiResult {
   const cdb = req.cdb
   const rctd = (cdb[2] & 0x80) !== 0
   const options = cdb[2] & 0x07
@@ -176,7 +192,7 @@ export function reportSupportedOpcodes(_lu: LuContext, req: ScsiRequest): ScsiRe
   const alloc = cdb.readUInt32BE(6)
   let data: Buffer
   if (options === 0) {
-    const descs = COMMANDS.map((c) => {
+    const descs = COMMANDS.filter((c) => offers(lu, c)).map((c) => {
       const d = Buffer.alloc(8)
       d[0] = c.opcode
       d.writeUInt16BE(c.serviceAction ?? 0, 2)
@@ -200,7 +216,7 @@ export function reportSupportedOpcodes(_lu: LuContext, req: ScsiRequest): ScsiRe
     } else {
       c = entry instanceof Map ? entry.get(sa) : entry
     }
-    if (c === undefined) {
+    if (c === undefined || !offers(lu, c)) {
       data = Buffer.alloc(4)
       data[1] = 0x01 // SUPPORT: not supported
     } else {

@@ -1,10 +1,14 @@
 // SANITIZE (SBC-3 §5.30, SBC-4 §5.24). The service actions a unit offers:
-// - OVERWRITE (01h): the INITIALIZATION PATTERN of the parameter list, repeated from the first
+// - OVERWRITE (01h), only when the unit is given sanitizeOverwrite (config `sanitize_overwrite`,
+//   default off): the INITIALIZATION PATTERN of the parameter list, repeated from the first
 //   byte of every logical block, is written over the whole medium OVERWRITE COUNT times,
 //   inverted between passes when INVERT is set (the last pass always writes the pattern itself).
 //   Each pass is flushed before the next begins: the page cache would otherwise fold the passes
 //   into one write of the last. Afterwards every block reads the pattern, so a thin-provisioned
-//   file ends fully allocated.
+//   LUN ends fully allocated: one host command takes the whole LUN's size from the storage
+//   pool, which is why an administrator must allow it. A unit without it neither reports
+//   OVERWRITE in REPORT SUPPORTED OPERATION CODES nor accepts it: ILLEGAL REQUEST / INVALID
+//   FIELD IN CDB on the SERVICE ACTION field, as for any unsupported service action (opcodes.ts).
 // - BLOCK ERASE (02h): every block is deallocated (holes punched, or zeros written) and reads as
 //   zeros afterwards (WABEREQ=01b in the Block Device Characteristics page).
 // - EXIT FAILURE MODE (1Fh), see below.
@@ -90,6 +94,11 @@ export class SanitizeState {
     this.failed = false
     this.unrestricted = false
   }
+}
+
+/** Whether `lu` offers SANITIZE OVERWRITE (the opcode table's `offered` for its row). */
+export function overwriteOffered(lu: LuContext): boolean {
+  return lu.sanitizeOverwrite
 }
 
 /** Validates the CDB (everything that does not need the parameter list); returns its length. */

@@ -59,6 +59,7 @@ targets:
         physical_block_size: 16KiB
         read_only: true
         write_cache: false
+        sanitize_overwrite: true
         serial: DISK1B
       - lun: 0
         path: /dev/sdz
@@ -112,13 +113,14 @@ describe('parseConfig: valid files', () => {
       alias: 'disk1',
       tpgt: 2,
       luns: [
-        { lun: 0, path: '/dev/sdz', blockSize: 512, physicalBlockSize: 4096, readOnly: false, writeCache: true, removable: false },
+        { lun: 0, path: '/dev/sdz', blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false },
         {
           lun: 1,
           path: '/etc/iscsi-ha/data/disk1-b.img',
           sizeBytes: 512 * 1024 ** 2,
           blockSize: 4096,
           physicalBlockSize: 16384,
+          sanitizeOverwrite: true,
           readOnly: true,
           writeCache: false,
           removable: false,
@@ -131,7 +133,7 @@ describe('parseConfig: valid files', () => {
     expect(t2).toEqual({
       iqn: 'eui.02004567a425678d',
       tpgt: 1,
-      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 4096, readOnly: false, writeCache: true, removable: false }],
+      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false }],
     })
     expect(cfg.nodes.a).toEqual({
       name: 'a',
@@ -223,6 +225,10 @@ describe('parseConfig: invalid files name file, line and field', () => {
       'targets[0].luns[0].physical_block_size', /the block size 4096 times a power of two, at most 65536 \(4096, 8192, 16384, 32768 or 65536\), found 512/],
     ['physical block not a size', '        size: 1M\n        physical_block_size: big\n', 8, 'targets[0].luns[0].physical_block_size', /"big" is not a size/],
     ['physical block not a scalar', '        size: 1M\n        physical_block_size: [4096]\n', 8, 'targets[0].luns[0].physical_block_size', /expected the block size 512 times .* found a list/],
+    ['sanitize_overwrite not boolean', '        size: 1M\n        sanitize_overwrite: yes\n', 8, 'targets[0].luns[0].sanitize_overwrite', /expected true or false, found the string "yes"/],
+    ['sanitize_overwrite a number', '        size: 1M\n        sanitize_overwrite: 1\n', 8, 'targets[0].luns[0].sanitize_overwrite', /expected true or false, found number 1/],
+    ['sanitize_overwrite empty', '        size: 1M\n        sanitize_overwrite:\n', 8, 'targets[0].luns[0].sanitize_overwrite', /expected true or false, found nothing/],
+    ['misspelt sanitize_overwrite', '        size: 1M\n        sanitize_overwrites: true\n', 8, 'targets[0].luns[0].sanitize_overwrites', /unknown key \(did you mean "sanitize_overwrite"\?\)/],
   ])('%s', (_name, lunTail, line, field, message) => {
     const text = withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
     luns:
@@ -237,7 +243,7 @@ ${lunTail}`)
     expect(p?.message).toMatch(message)
   })
 
-  it('physical_block_size: 4096 by default for either block size; a byte count or a size; block_size × 2^n up to 64 KiB', () => {
+  it('physical_block_size: the block size by default; a byte count or a size; block_size × 2^n up to 64 KiB', () => {
     const lun = (tail: string) =>
       parseConfig(withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
     luns:
@@ -245,11 +251,43 @@ ${lunTail}`)
         path: ./disk1.img
         size: 1M
 ${tail}`), 'disk.yaml').targets[0]!.luns[0]!
-    expect(lun('').physicalBlockSize).toBe(4096)
+    expect(lun('').physicalBlockSize).toBe(512)
     expect(lun('        block_size: 4096\n').physicalBlockSize).toBe(4096)
     expect(lun('        physical_block_size: 512\n').physicalBlockSize).toBe(512)
+    expect(lun('        physical_block_size: 4096\n').physicalBlockSize).toBe(4096) // 512e
+    expect(lun('        physical_block_size: 4KiB\n').physicalBlockSize).toBe(4096)
     expect(lun('        physical_block_size: 16KiB\n').physicalBlockSize).toBe(16384)
     expect(lun('        block_size: 4096\n        physical_block_size: 64KiB\n').physicalBlockSize).toBe(65536)
+  })
+
+  it('sanitize_overwrite: false by default; true or false when given', () => {
+    const lun = (tail: string) =>
+      parseConfig(withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
+    luns:
+      - lun: 0
+        path: ./disk1.img
+        size: 1M
+${tail}`), 'disk.yaml').targets[0]!.luns[0]!
+    expect(lun('').sanitizeOverwrite).toBe(false)
+    expect(lun('        sanitize_overwrite: true\n').sanitizeOverwrite).toBe(true)
+    expect(lun('        sanitize_overwrite: false\n').sanitizeOverwrite).toBe(false)
+  })
+
+  it('a bad sanitize_overwrite is reported with file, line and field, alongside other problems', () => {
+    const text = withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
+    luns:
+      - lun: 0
+        path: ./disk1.img
+        size: 1M
+        sanitize_overwrite: "true"
+        read_only: 3
+`)
+    const err = configError(() => parseConfig(text, 'disk.yaml'))
+    expect(err.problems.map((p) => [p.line, p.field])).toEqual([
+      [7, 'targets[0].luns[0].sanitize_overwrite'],
+      [8, 'targets[0].luns[0].read_only'],
+    ])
+    expect(err.message).toContain('disk.yaml:7: targets[0].luns[0].sanitize_overwrite: expected true or false, found the string "true"')
   })
 
   it('an invalid block_size is reported once, not again through physical_block_size', () => {
@@ -463,7 +501,7 @@ describe('defaultConfig / exampleConfigYaml / selectNode', () => {
         iqn: 'iqn.2026-11.io.iscsi-ha:default',
         alias: 'default',
         tpgt: 1,
-        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 4096, readOnly: false, writeCache: true, removable: false }],
+        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false }],
       },
     ])
     expect(cfg.nodes.a?.portal).toMatchObject({ host: '127.0.0.1', port: 3260 })

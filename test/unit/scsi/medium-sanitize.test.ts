@@ -77,11 +77,12 @@ describe('SANITIZE', () => {
     expect(dev.data.every((x) => x === 0)).toBe(true)
   })
 
-  it('refuses CRYPTO ERASE, a parameter list, reserved fields, a write-protected or reserved unit', async () => {
+  it('refuses CRYPTO ERASE, OVERWRITE unless offered, a parameter list, reserved fields, a write-protected or reserved unit', async () => {
     const { lu } = makeLu()
     await clearUa(lu)
     await clearUa(lu, N2)
     expectSense(await run(lu, sanitize(0x03)), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4 })
+    expectSense(await run(lu, sanitize(0x01, 0, 8), { dataOut: Buffer.alloc(8) }), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4 })
     expectSense(await run(lu, sanitize(0x02, 0, 8), { dataOut: Buffer.alloc(8) }), 5, 0x24, 0, { fieldPointer: 7 })
     expectSense(await run(lu, sanitize(0x02, 0x40)), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 6 })
     expectSense(await run(lu, cdb(10, 0x48, (b) => ((b[1] = 2), (b[3] = 1)))), 5, 0x24, 0, { fieldPointer: 3 })

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { COMMANDS, lookupCommand } from '../../../src/scsi/opcodes.js'
 import { LuConfigError } from '../../../src/scsi/disk-lu.js'
 import { deriveIdentity } from '../../../src/scsi/identity.js'
+import { ScsiError } from '../../../src/scsi/sense.js'
 import { N1, TARGET, cdb, clearUa, expectGood, expectSense, makeLu, run, type Fixture } from './util.js'
 
 let f: Fixture
@@ -140,6 +141,7 @@ describe('dispatch', () => {
 describe('opcode table', () => {
   it('is consistent: usage data length, opcode byte, one row per opcode/service action', () => {
     const keys = new Set<string>()
+    const every = makeLu({ sanitizeOverwrite: true }).lu // a unit that offers every row
     for (const c of COMMANDS) {
       expect(c.usage.length, c.name).toBe(c.cdbLength)
       expect(c.usage[0], c.name).toBe(c.opcode)
@@ -149,8 +151,25 @@ describe('opcode table', () => {
       const probe = Buffer.alloc(16)
       probe[0] = c.opcode
       if (c.serviceAction !== undefined) probe[1] = c.serviceAction
-      expect(lookupCommand(probe)).toBe(c)
+      expect(lookupCommand(probe, every)).toBe(c)
     }
+  })
+
+  it('a row only some units offer (SANITIZE OVERWRITE) is an unsupported service action on the others', () => {
+    const optional = COMMANDS.filter((c) => c.offered !== undefined)
+    expect(optional.map((c) => [c.name, c.serviceAction])).toEqual([['SANITIZE', 0x01]])
+    const probe = Buffer.alloc(16)
+    probe[0] = 0x48
+    probe[1] = 0x01
+    expect(lookupCommand(probe, makeLu({ sanitizeOverwrite: true }).lu)).toBe(optional[0])
+    let refused: unknown
+    try {
+      lookupCommand(probe, f.lu)
+    } catch (e) {
+      refused = e
+    }
+    expect(refused).toBeInstanceOf(ScsiError)
+    expectSense((refused as ScsiError).toResult(), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4, cd: true })
   })
 
   it('advertises DPO/FUA for READ/WRITE(10/12/16) and DPO for VERIFY (MODE SENSE DPOFUA=1)', () => {

@@ -1,10 +1,11 @@
-// Logical blocks per physical block: the default (4 KiB physical blocks for 512-byte logical
-// blocks, like a 512e disk), what READ CAPACITY (16) and the Block Limits page say about it, the
-// allowed sizes, and the commands the conformance suite checks only when LBPPB > 1.
+// Logical blocks per physical block: the default (physical = logical, like a 512n or 4Kn disk),
+// what READ CAPACITY (16) and the Block Limits page say about it, the allowed sizes (4096 under
+// 512-byte blocks reports 512e), and the commands the conformance suite checks only when
+// LBPPB > 1, on a unit configured so.
 import { describe, expect, it } from 'vitest'
 import { LuConfigError } from '../../../src/scsi/disk-lu.js'
 import { MAX_PHYSICAL_BLOCK_SIZE, defaultPhysicalBlockSize, physicalBlockSizeProblem } from '../../../src/scsi/limits.js'
-import { cdb, clearUa, expectGood, expectSense, fill, makeLu, run } from './util.js'
+import { cdb, clearUa, expectGood, expectSense, fill, makeLu, makeLu as makeAnyLu, run } from './util.js'
 
 const readCapacity16 = cdb(16, 0x9e, (b) => ((b[1] = 0x10), b.writeUInt32BE(32, 10)))
 const blockLimits = cdb(6, 0x12, (b) => ((b[1] = 1), (b[2] = 0xb0), b.writeUInt16BE(255, 3)))
@@ -25,14 +26,14 @@ async function reported(opts: Parameters<typeof makeLu>[0]) {
 }
 
 describe('physical block size', () => {
-  it('default: 4096 for 512-byte blocks (LBPPB exponent 3), the block size for 4096-byte blocks', async () => {
-    expect(defaultPhysicalBlockSize(512)).toBe(4096)
+  it('default: the logical block size (LBPPB exponent 0) for either block size; unmapping still in 4 KiB', async () => {
+    expect(defaultPhysicalBlockSize(512)).toBe(512)
     expect(defaultPhysicalBlockSize(4096)).toBe(4096)
     expect(await reported({})).toEqual({
-      exponent: 3,
+      exponent: 0,
       lowestAligned: 0,
-      transferGranularity: 8,
-      unmapGranularity: 8,
+      transferGranularity: 1,
+      unmapGranularity: 8, // a hole is punched in 4 KiB units whatever the physical block
       unmapAlignment: 0x8000_0000, // UGAVALID, alignment 0 = the lowest aligned LBA
       maxAtomic: (8 * 1024 * 1024) / 512,
     })
@@ -41,6 +42,17 @@ describe('physical block size', () => {
       lowestAligned: 0,
       transferGranularity: 1,
       unmapGranularity: 1,
+    })
+  })
+
+  it('512e on request: 4096-byte physical blocks under 512-byte logical blocks report exponent 3', async () => {
+    expect(await reported({ physicalBlockSize: 4096 })).toEqual({
+      exponent: 3,
+      lowestAligned: 0,
+      transferGranularity: 8,
+      unmapGranularity: 8,
+      unmapAlignment: 0x8000_0000,
+      maxAtomic: (8 * 1024 * 1024) / 512,
     })
   })
 
@@ -65,7 +77,9 @@ describe('physical block size', () => {
   })
 })
 
-describe('commands within a physical block (what libiscsi checks when LBPPB > 1)', () => {
+describe('commands within a physical block (what libiscsi checks when LBPPB > 1), on a 512e unit', () => {
+  const makeLu = (opts: Parameters<typeof makeAnyLu>[0] = {}) => makeAnyLu({ physicalBlockSize: 4096, ...opts })
+
   const ws10 = (lba: number, blocks: number, byte1 = 0) =>
     cdb(10, 0x41, (b) => ((b[1] = byte1), b.writeUInt32BE(lba, 2), b.writeUInt16BE(blocks, 7)))
   const caw = (lba: number, blocks: number) => cdb(16, 0x89, (b) => (b.writeBigUInt64BE(BigInt(lba), 2), (b[13] = blocks)))
@@ -86,6 +100,24 @@ describe('commands within a physical block (what libiscsi checks when LBPPB > 1)
     await clearUa(lu)
     expectSense(await run(lu, ws10(0, 1, 0x08), { dataOut: fill(256, 0xa6), expectedLength: 256 }), 5, 0x1a, 0)
     expectSense(await run(lu, ws10(0, 1, 0x08), { dataOut: fill(1024, 0xa6), expectedLength: 1024 }), 5, 0x1a, 0)
+  })
+
+  it('GET LBA STATUS starts its first descriptor at the requested LBA, not at a physical block boundary (SBC-4)', async () => {
+    // The state libiscsi's GetLBAStatus.UnmapSingle builds for i = 8: blocks 0..263 written,
+    // 0..7 (one physical block) unmapped; it then asks for LBA 9 and wants the answer at LBA 16.
+    const { lu } = makeLu({ sizeBytes: 1024 * 512 })
+    await clearUa(lu)
+    expectGood(await run(lu, cdb(16, 0x8a, (b) => b.writeUInt32BE(264, 10)), { dataOut: fill(264 * 512, 0x41) }))
+    const unmap = Buffer.alloc(24)
+    unmap.writeUInt16BE(22, 0)
+    unmap.writeUInt16BE(16, 2)
+    unmap.writeUInt32BE(8, 16)
+    expectGood(await run(lu, cdb(10, 0x42, (b) => b.writeUInt16BE(24, 7)), { dataOut: unmap }))
+    const gls = (lba: number) => cdb(16, 0x9e, (b) => ((b[1] = 0x12), b.writeBigUInt64BE(BigInt(lba), 2), b.writeUInt32BE(24, 10)))
+    const first = (await run(lu, gls(0))).dataIn!
+    expect([Number(first.readBigUInt64BE(8)), first.readUInt32BE(16), first[20] & 0x0f]).toEqual([0, 8, 1]) // deallocated
+    const at9 = (await run(lu, gls(9))).dataIn!
+    expect([Number(at9.readBigUInt64BE(8)), at9[20] & 0x0f]).toEqual([9, 0]) // from LBA 9, mapped
   })
 
   it('COMPARE AND WRITE whose Data-Out is not twice NUMBER OF LOGICAL BLOCKS is refused', async () => {

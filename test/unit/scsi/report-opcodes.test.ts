@@ -1,7 +1,7 @@
 // REPORT SUPPORTED OPERATION CODES (all, one command, with timeouts) and REPORT SUPPORTED TASK
 // MANAGEMENT FUNCTIONS, checked against the opcode table.
 import { describe, expect, it } from 'vitest'
-import { COMMANDS } from '../../../src/scsi/opcodes.js'
+import { COMMANDS, offers } from '../../../src/scsi/opcodes.js'
 import { cdb, clearUa, expectGood, expectSense, makeLu, run } from './util.js'
 
 function rsoc(options: number, opcode = 0, sa = 0, rctd = false, alloc = 65535): Buffer {
@@ -15,8 +15,8 @@ function rsoc(options: number, opcode = 0, sa = 0, rctd = false, alloc = 65535):
 }
 
 describe('REPORT SUPPORTED OPERATION CODES', () => {
-  it('all commands: one descriptor per table row, SERVACTV for service-action commands', async () => {
-    const { lu } = makeLu()
+  it.each([false, true])('all commands: one descriptor per table row the unit offers, SERVACTV for service-action commands (sanitizeOverwrite %s)', async (sanitizeOverwrite) => {
+    const { lu } = makeLu({ sanitizeOverwrite })
     await clearUa(lu)
     const r = await run(lu, rsoc(0))
     expectGood(r)
@@ -28,11 +28,14 @@ describe('REPORT SUPPORTED OPERATION CODES', () => {
       seen.push(`${d[off].toString(16)}/${sa ?? '-'}/${d.readUInt16BE(off + 6)}`)
       expect(d[off + 5] & 0x02).toBe(0)
     }
-    expect(seen).toEqual(COMMANDS.map((c) => `${c.opcode.toString(16)}/${c.serviceAction ?? '-'}/${c.cdbLength}`))
+    const offered = COMMANDS.filter((c) => offers(lu, c))
+    expect(offered.length).toBe(sanitizeOverwrite ? COMMANDS.length : COMMANDS.length - 1)
+    expect(seen).toEqual(offered.map((c) => `${c.opcode.toString(16)}/${c.serviceAction ?? '-'}/${c.cdbLength}`))
+    expect(seen.includes('48/1/10')).toBe(sanitizeOverwrite)
   })
 
   it('with RCTD every descriptor carries a command timeouts descriptor', async () => {
-    const { lu } = makeLu()
+    const { lu } = makeLu({ sanitizeOverwrite: true })
     await clearUa(lu)
     const d = (await run(lu, rsoc(0, 0, 0, true))).dataIn!
     expect(d.length).toBe(4 + 20 * COMMANDS.length)

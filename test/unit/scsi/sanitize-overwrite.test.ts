@@ -1,5 +1,6 @@
-// SANITIZE OVERWRITE (SBC-3 §5.30): the parameter list and its field pointers, the pattern on
-// every block, INVERT between passes, the background operation (progress, what is refused and
+// SANITIZE OVERWRITE (SBC-3 §5.30): offered only when the unit is given sanitizeOverwrite (off by
+// default: it allocates a whole thin LUN); the parameter list and its field pointers, the pattern
+// on every block, INVERT between passes, the background operation (progress, what is refused and
 // what still answers, resets and aborts do not stop it), failure mode with AUSE, write
 // protection and reservations.
 import { describe, expect, it } from 'vitest'
@@ -11,7 +12,10 @@ import {
 import { decodeSense } from '../../../src/scsi/sense.js'
 import { ScsiStatus } from '../../../src/scsi/types.js'
 import { MemoryDevice } from '../../helpers/memory-device.js'
-import { N1, N2, cdb, clearUa, expectGood, expectSense, makeLu, run, rw10 } from './util.js'
+import { N1, N2, cdb, clearUa, expectGood, expectSense, makeLu as makeAnyLu, run, rw10 } from './util.js'
+
+/** A unit that offers OVERWRITE, as every test here but the first group needs. */
+const makeLu = (opts: Parameters<typeof makeAnyLu>[0] = {}) => makeAnyLu({ sanitizeOverwrite: true, ...opts })
 
 const BS = 512
 const OVERWRITE = 0x01
@@ -79,6 +83,65 @@ async function settle(done: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 1))
   expect(done()).toBe(true)
 }
+
+/** REPORT SUPPORTED OPERATION CODES, one command: SANITIZE with service action `sa`. */
+const rsoc = (sa: number) =>
+  cdb(12, 0xa3, (b) => {
+    b[1] = 0x0c
+    b[2] = 0x02
+    b[3] = 0x48
+    b.writeUInt16BE(sa, 4)
+    b.writeUInt32BE(255, 6)
+  })
+
+/** The SANITIZE service actions the all-commands form of REPORT SUPPORTED OPERATION CODES lists. */
+async function listedSanitizeActions(lu: ReturnType<typeof makeAnyLu>['lu']): Promise<number[]> {
+  const all = cdb(12, 0xa3, (b) => ((b[1] = 0x0c), b.writeUInt32BE(65535, 6)))
+  await clearUa(lu)
+  const d = (await run(lu, all)).dataIn!
+  const out: number[] = []
+  for (let off = 4; off < d.length; off += 8) if (d[off] === 0x48) out.push(d.readUInt16BE(off + 2))
+  return out
+}
+
+describe('SANITIZE OVERWRITE is offered only when the unit is told so (it allocates a whole thin LUN)', () => {
+  it('by default: not in REPORT SUPPORTED OPERATION CODES, either form; BLOCK ERASE and EXIT FAILURE MODE are', async () => {
+    const { lu } = makeAnyLu()
+    expect(lu.sanitizeOverwrite).toBe(false)
+    await clearUa(lu)
+    expect((await run(lu, rsoc(OVERWRITE))).dataIn![1] & 0x07).toBe(1) // SUPPORT 001b: not supported
+    expect((await run(lu, rsoc(BLOCK_ERASE))).dataIn![1] & 0x07).toBe(3)
+    expect(await listedSanitizeActions(lu)).toEqual([BLOCK_ERASE, EXIT_FAILURE_MODE])
+    expect(await listedSanitizeActions(makeLu().lu)).toEqual([OVERWRITE, BLOCK_ERASE, EXIT_FAILURE_MODE])
+  })
+
+  it('by default: OVERWRITE is an unsupported service action, ILLEGAL REQUEST / INVALID FIELD IN CDB at byte 1 bit 4, before any data moves', async () => {
+    const { lu, dev } = makeAnyLu()
+    await clearUa(lu)
+    dev.data.fill(0x61)
+    const list = params(Buffer.alloc(BS, 0xaa))
+    const refused = lu.planDataOut(sanitize(OVERWRITE, 0, list.length), N1)
+    expect(refused.kind).toBe('fail') // the Data-Out is not even asked for
+    if (refused.kind === 'fail') expectSense(refused.result, 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4, cd: true })
+    for (const byte1 of [0, IMMED, AUSE]) {
+      expectSense(await run(lu, ...overwriteCmd(list, byte1)), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4, cd: true })
+    }
+    expect(dev.writes).toEqual([])
+    expect(dev.data.every((x) => x === 0x61)).toBe(true)
+    expect(lu.sanitize.running || lu.sanitize.failed).toBe(false)
+    // BLOCK ERASE is always there.
+    expectGood(await run(lu, sanitize(BLOCK_ERASE)))
+    expect(dev.data.every((x) => x === 0)).toBe(true)
+  })
+
+  it('the refusal is the one of any unsupported service action: a pending unit attention is reported first', async () => {
+    const { lu } = makeAnyLu()
+    const list = params(Buffer.alloc(BS, 0xaa))
+    expectSense(await run(lu, ...overwriteCmd(list)), 6, 0x29, 0) // POWER ON first
+    expectSense(await run(lu, ...overwriteCmd(list)), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4 })
+    expectSense(await run(lu, sanitize(0x03)), 5, 0x24, 0, { fieldPointer: 1, bitPointer: 4 }) // CRYPTO ERASE alike
+  })
+})
 
 describe('SANITIZE OVERWRITE: the pattern', () => {
   it('writes the pattern, repeated from the first byte of every block, over the whole medium', async () => {
@@ -200,14 +263,6 @@ describe('SANITIZE OVERWRITE: the CDB and the parameter list', () => {
   it('REPORT SUPPORTED OPERATION CODES: OVERWRITE and BLOCK ERASE supported (IMMED and AUSE evaluated), CRYPTO ERASE not', async () => {
     const { lu } = makeLu()
     await clearUa(lu)
-    const rsoc = (sa: number) =>
-      cdb(12, 0xa3, (b) => {
-        b[1] = 0x0c
-        b[2] = 0x02
-        b[3] = 0x48
-        b.writeUInt16BE(sa, 4)
-        b.writeUInt32BE(255, 6)
-      })
     const ow = (await run(lu, rsoc(OVERWRITE))).dataIn!
     expect(ow[1] & 0x07).toBe(3)
     expect([...ow.subarray(4, 14)]).toEqual([0x48, 0xa1, 0, 0, 0, 0, 0, 0xff, 0xff, 0])
