@@ -82,6 +82,8 @@ type Phase = 'login' | 'full' | 'closed'
 
 /** PDUs that carry a CmdSN and are delivered in its order. */
 type OrderedPdu = ScsiCommand | NopOut | TaskMgmtRequest | TextRequest | LogoutRequest
+/** Stands in the CmdSN order for a command ABORT TASK took as received before it came. */
+const ABORTED_BEFORE_ARRIVAL = Symbol('aborted before arrival')
 
 /** A text response longer than one PDU waits here for the initiator's continue requests. */
 interface PendingText {
@@ -96,7 +98,8 @@ export class IscsiConnection {
   private session: Session | undefined
   private params: SessionParams | undefined
   /** Out-of-order non-immediate commands, keyed by CmdSN, waiting for the gap to fill. */
-  private readonly heldByCmdSN = new Map<number, OrderedPdu>()
+  /** Commands that came ahead of ExpCmdSN, and CmdSNs aborted before their command came. */
+  private readonly heldByCmdSN = new Map<number, OrderedPdu | typeof ABORTED_BEFORE_ARRIVAL>()
   /** Every live SCSI task by ITT. */
   private readonly tasks = new Map<number, ScsiTask>()
   /** Tasks accepted in CmdSN order that have not started: storage sees them in this order. */
@@ -345,11 +348,7 @@ export class IscsiConnection {
     if (cmdSN === session.expCmdSN) {
       session.expCmdSN = snAdd(session.expCmdSN, 1)
       this.deliver(pdu)
-      for (let next = this.heldByCmdSN.get(session.expCmdSN); next; next = this.heldByCmdSN.get(session.expCmdSN)) {
-        this.heldByCmdSN.delete(session.expCmdSN)
-        session.expCmdSN = snAdd(session.expCmdSN, 1)
-        this.deliver(next)
-      }
+      this.deliverHeld()
       return
     }
     if (snLt(session.expCmdSN, cmdSN) && snLe(cmdSN, session.maxCmdSN) && !this.heldByCmdSN.has(cmdSN)) {
@@ -357,8 +356,19 @@ export class IscsiConnection {
       this.heldByCmdSN.set(cmdSN, detach(pdu))
       return
     }
+    if (this.heldByCmdSN.get(cmdSN) === ABORTED_BEFORE_ARRIVAL) return // aborted already (§11.5.1)
     // Outside the window or a duplicate: silently ignored (§4.2.2.1).
     this.deps.log.warn('command outside CmdSN window ignored', { cmdSN, expCmdSN: session.expCmdSN, itt: pdu.itt })
+  }
+
+  /** Deliver the held commands that are next in CmdSN order; skip those aborted before they came. */
+  private deliverHeld(): void {
+    const session = this.session!
+    for (let next = this.heldByCmdSN.get(session.expCmdSN); next; next = this.heldByCmdSN.get(session.expCmdSN)) {
+      this.heldByCmdSN.delete(session.expCmdSN)
+      session.expCmdSN = snAdd(session.expCmdSN, 1)
+      if (next !== ABORTED_BEFORE_ARRIVAL) this.deliver(next)
+    }
   }
 
   private deliver(pdu: OrderedPdu): void {
@@ -705,10 +715,19 @@ export class IscsiConnection {
       case TmfFunction.AbortTask: {
         const victim = this.tasks.get(req.referencedTaskTag)
         if (!victim) {
-          // §11.5.1: a task never received but inside the window counts as received.
-          const inWindow = snLt(req.refCmdSN, session.expCmdSN) || this.heldByCmdSN.has(req.refCmdSN)
-          this.heldByCmdSN.delete(req.refCmdSN)
-          respond(inWindow && snLt(req.refCmdSN, req.cmdSN) ? TmfResponse.Complete : TmfResponse.TaskDoesNotExist)
+          // RFC 7143 §11.5.1 b) and c): no such task. With its RefCmdSN inside the CmdSN window
+          // (ExpCmdSN..MaxCmdSN: not received yet, or held out of order) and before the TMF's own
+          // CmdSN, it counts as received and aborted: Function complete, and the window moves past
+          // it. Below ExpCmdSN it was received and is over: Task does not exist.
+          const ref = req.refCmdSN
+          const inWindow = snLe(session.expCmdSN, ref) && snLe(ref, session.maxCmdSN)
+          if (!inWindow || !snLt(ref, req.cmdSN)) {
+            respond(TmfResponse.TaskDoesNotExist)
+            return
+          }
+          this.heldByCmdSN.set(ref, ABORTED_BEFORE_ARRIVAL)
+          this.deliverHeld()
+          respond(TmfResponse.Complete)
           return
         }
         await this.abortTasks([victim])

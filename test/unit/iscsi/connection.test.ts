@@ -306,6 +306,40 @@ describe('task management', () => {
     expect(h.take(Opcode.TaskMgmtResponse)[0]!.response).toBe(TmfResponse.TaskDoesNotExist)
   })
 
+  it('says TASK DOES NOT EXIST for a task that was received and is over (RefCmdSN below ExpCmdSN)', async () => {
+    const h = await loggedIn()
+    h.feed(read10(5, 1, 1))
+    await flushMicrotasks()
+    expect(h.take(Opcode.DataIn)).toHaveLength(1)
+    h.feed(tmf(TmfFunction.AbortTask, 6, 2, 5, 1))
+    await flushMicrotasks()
+    expect(h.take(Opcode.TaskMgmtResponse)[0]).toMatchObject({ itt: 6, response: TmfResponse.TaskDoesNotExist })
+  })
+
+  it('takes a command not yet received but inside the window as received and aborted: it never runs, the window moves on', async () => {
+    const h = await loggedIn()
+    h.feed(tmf(TmfFunction.AbortTask, 6, 2, 5, 1)) // immediate, for CmdSN 1, which has not come yet
+    await flushMicrotasks()
+    expect(h.take(Opcode.TaskMgmtResponse)[0]).toMatchObject({ itt: 6, response: TmfResponse.Complete })
+    h.feed(read10(5, 1, 1)) // arrives after its abort
+    h.feed(read10(7, 2, 1))
+    await flushMicrotasks()
+    expect(h.unit.executed).toHaveLength(1)
+    expect(h.take(Opcode.DataIn).map((d) => d.itt)).toEqual([7])
+  })
+
+  it('drops a command held out of order when it is aborted, and delivers the rest once the gap fills', async () => {
+    const h = await loggedIn()
+    h.feed(read10(8, 2, 1)) // ahead of ExpCmdSN 1: held
+    h.feed(tmf(TmfFunction.AbortTask, 6, 3, 8, 2))
+    await flushMicrotasks()
+    expect(h.take(Opcode.TaskMgmtResponse)[0]).toMatchObject({ itt: 6, response: TmfResponse.Complete })
+    h.feed(read10(7, 1, 1))
+    h.feed(read10(9, 3, 1))
+    await flushMicrotasks()
+    expect(h.take(Opcode.DataIn).map((d) => d.itt)).toEqual([7, 9])
+  })
+
   it('resets the logical unit on LUN RESET and refuses a LUN that does not exist', async () => {
     const h = await loggedIn()
     h.feed(tmf(TmfFunction.LogicalUnitReset, 6, 1))
