@@ -119,6 +119,8 @@ export class Controller {
           readOnly: l.readOnly,
           writeCache: l.writeCache,
           removable: l.removable,
+          physicalBlockSize: l.physicalBlockSize,
+          sanitizeOverwrite: l.sanitizeOverwrite,
           lunsOfTarget: () => target.lunNumbers(),
           // APTPL reservations survive a restart: kept beside the LUN, written atomically.
           reservationStore: new FileReservationStore(reservationFileFor(l.path)),
