@@ -2,15 +2,22 @@
 // table. Pure: the same words whether the copies came from a running node or a directory.
 import type { ClusterConfig } from '../config/index.js'
 import type { JournalEntry } from '../ha/types.js'
+import { entryLength } from '../journal/entry.js'
 import { formatBytes, renderTable } from './table.js'
 
 /** One copy as GET /v1/journal lists it. */
 export interface JournalApiEntry {
   seq: number
   epoch: number
+  /**
+   * 'write' (data to write), or 'discard' (UNMAP: the range reads as zeros; no data). Absent in
+   * answers of nodes from before discards were journaled: a write.
+   */
+  kind?: 'write' | 'discard'
   target: string
   lun: number
   offset: number
+  /** Bytes of the LUN the copy covers: a write's data, a discard's range. */
   bytes: number
   ageMs: number
   initiator: string
@@ -58,7 +65,7 @@ export function toRow(e: JournalApiEntry, blockSizeOf: BlockSizeOf): JournalRow 
 /** A persisted copy as the API would list it (ages against `now`). */
 export function apiEntryOf(e: JournalEntry, now: number): JournalApiEntry {
   return {
-    seq: e.seq, epoch: e.epoch, target: e.key.target, lun: e.key.lun, offset: e.offset, bytes: e.data.length,
+    seq: e.seq, epoch: e.epoch, kind: e.kind ?? 'write', target: e.key.target, lun: e.key.lun, offset: e.offset, bytes: entryLength(e),
     ageMs: Math.max(0, Math.round(now - e.receivedAtMs)), initiator: e.initiator, itt: e.itt,
   }
 }
@@ -74,6 +81,7 @@ export function journalBodyProblem(body: unknown): string | undefined {
     const x = e as Record<string, unknown>
     for (const k of ['seq', 'epoch', 'lun', 'offset', 'bytes', 'ageMs', 'itt']) if (typeof x?.[k] !== 'number') return `an entry without a numeric ${k}`
     if (typeof x.target !== 'string' || typeof x.initiator !== 'string') return 'an entry without target or initiator'
+    if (x.kind !== undefined && x.kind !== 'write' && x.kind !== 'discard') return 'an entry of an unknown kind'
   }
   return undefined
 }
@@ -101,8 +109,12 @@ export function journalLines(r: JournalReport): string[] {
   const targets = new Set(r.entries.map((e) => e.target))
   const lun = (e: JournalRow): string => (targets.size > 1 ? `${e.target}/${e.lun}` : String(e.lun))
   if (targets.size === 1) lines.push(`target ${[...targets][0]}`)
-  const rows = r.entries.map((e) => [e.seq, e.epoch, lun(e), e.lba, e.blocks, formatAge(e.ageMs), e.initiator || '-', hexItt(e.itt)])
-  lines.push('', renderTable(['SEQ', 'EPOCH', 'LUN', 'LBA', 'BLOCKS', 'AGE', 'INITIATOR', 'ITT'], rows))
+  // The KIND column appears only when there is a discard to tell apart from the writes.
+  const kinds = r.entries.some((e) => e.kind === 'discard')
+  const rows = r.entries.map((e) => [
+    e.seq, e.epoch, ...(kinds ? [e.kind ?? 'write'] : []), lun(e), e.lba, e.blocks, formatAge(e.ageMs), e.initiator || '-', hexItt(e.itt),
+  ])
+  lines.push('', renderTable(['SEQ', 'EPOCH', ...(kinds ? ['KIND'] : []), 'LUN', 'LBA', 'BLOCKS', 'AGE', 'INITIATOR', 'ITT'], rows))
   if (r.entries.length < s.entries) lines.push(`(${r.entries.length} of ${s.entries} shown; --limit to see more)`)
   if (r.blockSizes === 'default-512') lines.push('(LBA and BLOCKS in 512-byte blocks: give --config for the LUNs\' block sizes)')
   return lines

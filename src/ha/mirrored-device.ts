@@ -8,7 +8,13 @@
 // is acknowledged only once it is there (fdatasync'd when FUA): one controller never
 // acknowledges data that exists in one memory only.
 //
-// Ordering. Writes are ordered by the call to write() (the order copies are handed to the
+// Discards (UNMAP, WRITE SAME with UNMAP: discard()) take the same path as writes, one entry per
+// range: the copy says "these bytes read as zeros" and carries no data, the overlay answers reads
+// of the range with zeros, and completing it deallocates the range on the backend (holes punched
+// in a sparse file; zeros written on a backend without discard()). An entry costs
+// DISCARD_ENTRY_BYTES of maxPendingBytes, so a huge UNMAP holds a bounded number of entries.
+//
+// Ordering. Writes and discards are ordered by the call to write() or discard() (the order copies are handed to the
 // Mirror, so the order of their seqs). A write waits for every earlier overlapping write to
 // reach the backend before it is written itself, and leaves the overlay only after those left
 // it; non-overlapping writes proceed concurrently. Flushes are batched: one backend flush covers
@@ -18,8 +24,10 @@
 // later acknowledged write has replaced on storage (as far as `completed` reaches it).
 
 import type { BlockDevice } from '../scsi/types.js'
+import { canDiscard, type ByteRange } from '../scsi/provisioning.js'
 import { StorageError } from '../storage/errors.js'
-import type { LunKey, Mirror } from './types.js'
+import { DISCARD_ENTRY_BYTES } from '../journal/entry.js'
+import type { CopyRequest, LunKey, Mirror } from './types.js'
 import { BufferSlab } from '../wire/buffer-slab.js'
 
 /** The overlay's copies of written data: each lives until its write is on storage and reported. */
@@ -30,6 +38,10 @@ function copyOf(data: Buffer): Buffer {
   data.copy(b)
   return b
 }
+
+const EMPTY = Buffer.alloc(0)
+/** Zeros for deallocating on a backend without discard(); never written to. */
+const ZEROS = Buffer.alloc(1024 * 1024)
 
 /** The SCSI command a write belongs to, for the secondary's copy (claim 20). */
 export interface CommandContext {
@@ -43,7 +55,10 @@ export interface MirroredDeviceOptions {
   key: LunKey
   /** The current mirror (none while there is no partner). Read at every write. */
   mirror: () => Mirror | undefined
-  /** Bound on committed-not-completed bytes (overlay memory); beyond it write() waits. */
+  /**
+   * Bound on committed-not-completed bytes (overlay memory); beyond it write() and discard()
+   * wait. A discard counts DISCARD_ENTRY_BYTES, as in the secondary's journal.
+   */
   maxPendingBytes: number
   /** The running command (the HA controller sets it through AsyncLocalStorage). */
   context?: () => CommandContext | undefined
@@ -65,11 +80,12 @@ export interface MirroredDeviceOptions {
 }
 
 export interface MirroredDeviceStats {
-  /** Writes in the overlay: not yet completed (mirrored) or not yet on the backend (write-through). */
+  /** Writes and discards in the overlay: not yet completed (mirrored) or not yet on the backend (write-through). */
   pendingWrites: number
+  /** What maxPendingBytes bounds: data bytes, plus DISCARD_ENTRY_BYTES per discard. */
   pendingBytes: number
   mode: 'mirrored' | 'degraded'
-  /** Writes waiting for room under maxPendingBytes. */
+  /** Writes and discards waiting for room under maxPendingBytes. */
   waitingForRoom: number
   /** The last backend error of a committed write, while it is being retried. */
   lastError?: string
@@ -87,11 +103,16 @@ function deferred(): Deferred {
 }
 
 interface Pending {
-  /** Call order of write(). */
+  /** Call order of write() and discard(). */
   id: number
   offset: number
   end: number
+  /** The data of a write (a copy); empty for a discard. */
   data: Buffer
+  /** A discard: [offset, end) reads as zeros. */
+  discard: boolean
+  /** What it counts against maxPendingBytes. */
+  charge: number
   fua: boolean
   /** Earlier overlapping writes that were in the overlay when this one entered it. */
   deps: Pending[]
@@ -146,6 +167,27 @@ function sleep(ms: number): Promise<void> {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e)
+}
+
+function pending(offset: number, end: number, data: Buffer, discard: boolean, charge: number, fua: boolean): Pending {
+  return {
+    id: 0,
+    offset,
+    end,
+    data,
+    discard,
+    charge,
+    fua,
+    deps: [],
+    mirror: undefined,
+    seq: undefined,
+    atBackendWait: undefined,
+    backendDone: false,
+    leftWait: undefined,
+    hasLeft: false,
+    error: undefined,
+    failListeners: undefined,
+  }
 }
 
 export class MirroredDevice implements BlockDevice {
@@ -212,7 +254,8 @@ export class MirroredDevice implements BlockDevice {
       for (const p of over) {
         const from = Math.max(p.offset, offset)
         const to = Math.min(p.end, end)
-        p.data.copy(buf, from - offset, from - p.offset, to - p.offset)
+        if (p.discard) buf.fill(0, from - offset, to - offset)
+        else p.data.copy(buf, from - offset, from - p.offset, to - p.offset)
       }
       return buf
     })
@@ -227,31 +270,32 @@ export class MirroredDevice implements BlockDevice {
     const bad = this.refuse(offset, data.length, true)
     if (bad) return Promise.reject(bad)
     if (data.length === 0) return opts.fua ? this.flush() : Promise.resolve()
+    const copy = copyOf(data)
+    const p = pending(offset, offset + data.length, copy, false, copy.length, opts.fua)
+    return this.submit(p, this.getContext?.() ?? NO_CONTEXT, this.now())
+  }
+
+  /**
+   * Deallocate byte ranges: afterwards they read as zeros (LBPRZ). Each non-empty range is one
+   * entry with the guarantees and ordering of a write: committed (mirrored) once the secondary
+   * confirmed a copy of the range, which carries no data, then deallocated on the backend behind
+   * (holes punched where it can) and completed after the batched flush; degraded, deallocated
+   * on the backend before resolving (and flushed with syncWriteThrough). A later write over the
+   * range wins; an earlier one never shows through again.
+   */
+  discard(ranges: readonly ByteRange[]): Promise<void> {
+    for (const r of ranges) {
+      const bad = this.refuse(r.offset, r.length, true)
+      if (bad) return Promise.reject(bad)
+    }
     const ctx = this.getContext?.() ?? NO_CONTEXT
     const receivedAtMs = this.now()
-    const p: Pending = {
-      id: 0,
-      offset,
-      end: offset + data.length,
-      data: copyOf(data),
-      fua: opts.fua,
-      deps: [],
-      mirror: undefined,
-      seq: undefined,
-      atBackendWait: undefined,
-      backendDone: false,
-      leftWait: undefined,
-      hasLeft: false,
-      error: undefined,
-      failListeners: undefined,
+    const done: Promise<void>[] = []
+    for (const r of ranges) {
+      if (r.length > 0) done.push(this.submit(pending(r.offset, r.offset + r.length, EMPTY, true, DISCARD_ENTRY_BYTES, false), ctx, receivedAtMs))
     }
-    if (this.roomWaiters.length === 0 && this.fits(p.data.length)) {
-      this.pendingBytes += p.data.length
-      return this.begin(p, ctx, receivedAtMs)
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.roomWaiters.push({ bytes: p.data.length, go: () => this.begin(p, ctx, receivedAtMs).then(resolve, reject), reject })
-    })
+    if (done.length === 1) return done[0]!
+    return Promise.all(done).then(() => undefined)
   }
 
   /** Wait for every write in the overlay to complete, then flush the backend. */
@@ -341,6 +385,17 @@ export class MirroredDevice implements BlockDevice {
     return this.pendingBytes === 0 || this.pendingBytes + bytes <= this.maxPendingBytes
   }
 
+  /** Begin at once when there is room under maxPendingBytes, else wait for it in turn (FIFO). */
+  private submit(p: Pending, ctx: CommandContext, receivedAtMs: number): Promise<void> {
+    if (this.roomWaiters.length === 0 && this.fits(p.charge)) {
+      this.pendingBytes += p.charge
+      return this.begin(p, ctx, receivedAtMs)
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.roomWaiters.push({ bytes: p.charge, go: () => this.begin(p, ctx, receivedAtMs).then(resolve, reject), reject })
+    })
+  }
+
   /** Enter the overlay and hand the copy to the mirror, synchronously (keeps call order = seq order). */
   private async begin(p: Pending, ctx: CommandContext, receivedAtMs: number): Promise<void> {
     p.id = this.nextId++
@@ -356,16 +411,11 @@ export class MirroredDevice implements BlockDevice {
     }
     if (mirror) {
       let seq: number | undefined
+      const req: CopyRequest = p.discard
+        ? { kind: 'discard', key: this.key, offset: p.offset, length: p.end - p.offset, initiator: ctx.initiator, isid: ctx.isid, itt: ctx.itt, receivedAtMs }
+        : { key: this.key, offset: p.offset, data: p.data, initiator: ctx.initiator, isid: ctx.isid, itt: ctx.itt, receivedAtMs }
       try {
-        seq = await mirror.copy({
-          key: this.key,
-          offset: p.offset,
-          data: p.data,
-          initiator: ctx.initiator,
-          isid: ctx.isid,
-          itt: ctx.itt,
-          receivedAtMs,
-        })
+        seq = await mirror.copy(req)
       } catch {
         seq = undefined // not confirmed: write through
       }
@@ -381,14 +431,14 @@ export class MirroredDevice implements BlockDevice {
     await this.writeThrough(p)
   }
 
-  /** Committed: write to the backend in order, then join the next flush batch. */
+  /** Committed: write (or deallocate) on the backend in order, then join the next flush batch. */
   private async completeBehind(p: Pending): Promise<void> {
     await this.afterBackend(p.deps)
     let delay = RETRY_FIRST_MS
     for (;;) {
       if (this.aborted) return
       try {
-        await this.backend.write(p.offset, p.data, { fua: false })
+        await this.toBackend(p, false)
         break
       } catch (e) {
         this.failed(p, e)
@@ -408,7 +458,7 @@ export class MirroredDevice implements BlockDevice {
     try {
       await this.afterBackend(p.deps)
       if (this.aborted) throw this.aborted
-      await this.backend.write(p.offset, p.data, { fua: p.fua || this.syncWriteThrough })
+      await this.toBackend(p, p.fua || this.syncWriteThrough)
       if (this.aborted) throw this.aborted
     } catch (e) {
       if (!p.backendDone) markAtBackend(p)
@@ -419,6 +469,20 @@ export class MirroredDevice implements BlockDevice {
     markAtBackend(p)
     await this.leaveAfterDeps(p)
     if (this.aborted) throw this.aborted
+  }
+
+  /** Put `p` on the backend: its data, or its range deallocated; `sync`: durable too. */
+  private async toBackend(p: Pending, sync: boolean): Promise<void> {
+    if (!p.discard) return this.backend.write(p.offset, p.data, { fua: sync })
+    const backend = this.backend
+    if (canDiscard(backend)) {
+      await backend.discard([{ offset: p.offset, length: p.end - p.offset }])
+    } else {
+      for (let at = p.offset; at < p.end; at += ZEROS.length) {
+        await backend.write(at, ZEROS.subarray(0, Math.min(ZEROS.length, p.end - at)), { fua: false })
+      }
+    }
+    if (sync) await backend.flush()
   }
 
   private afterBackend(deps: Pending[]): Promise<unknown> | undefined {
@@ -521,7 +585,7 @@ export class MirroredDevice implements BlockDevice {
     this.overlay.delete(p.id)
     p.deps = []
     p.failListeners = undefined
-    this.pendingBytes -= p.data.length
+    this.pendingBytes -= p.charge
     p.leftWait?.resolve()
     this.admit()
   }

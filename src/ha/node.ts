@@ -9,6 +9,8 @@ import { Controller } from '../node/controller.js'
 import type { Logger } from '../node/log.js'
 import type { FileBackend } from '../storage/index.js'
 import type { BlockDevice } from '../scsi/types.js'
+import type { ByteRange } from '../scsi/provisioning.js'
+import { entryLength } from '../journal/entry.js'
 import { PeerLink } from '../peer/link.js'
 import { Journal } from '../journal/index.js'
 import { ServiceAddress, gratuitousArp, nudgeHostConnections } from '../takeover/index.js'
@@ -61,6 +63,13 @@ class GatedDevice implements BlockDevice {
     if (this.held) return this.held.then(() => this.write(offset, data, opts))
     if (!this.mayServe()) return Promise.reject(new Error(`${this.key.target}/${this.key.lun}: lease deadline passed`))
     return this.live().write(offset, data, opts)
+  }
+
+  /** UNMAP and WRITE SAME with UNMAP reach the mirrored device's discard (gated as writes are). */
+  discard(ranges: readonly ByteRange[]): Promise<void> {
+    if (this.held) return this.held.then(() => this.discard(ranges))
+    if (!this.mayServe()) return Promise.reject(new Error(`${this.key.target}/${this.key.lun}: lease deadline passed`))
+    return this.live().discard(ranges)
   }
 
   flush(): Promise<void> {
@@ -710,10 +719,10 @@ export class HaNode {
     }
   }
 
-  journalEntries(limit: number): Array<{ seq: number; epoch: number; target: string; lun: number; offset: number; bytes: number; ageMs: number; initiator: string; itt: number }> {
+  journalEntries(limit: number): Array<{ seq: number; epoch: number; kind: 'write' | 'discard'; target: string; lun: number; offset: number; bytes: number; ageMs: number; initiator: string; itt: number }> {
     const now = Date.now()
     return this.journal.pending().slice(0, limit).map((e) => ({
-      seq: e.seq, epoch: e.epoch, target: e.key.target, lun: e.key.lun, offset: e.offset, bytes: e.data.length,
+      seq: e.seq, epoch: e.epoch, kind: e.kind ?? 'write', target: e.key.target, lun: e.key.lun, offset: e.offset, bytes: entryLength(e),
       ageMs: Math.max(0, now - e.receivedAtMs), initiator: e.initiator, itt: e.itt,
     }))
   }

@@ -1,9 +1,9 @@
 // The primary's side of the commit protocol (METHOD.md, write path steps 2, 3 and 5): number
-// each write, send its copy to the secondary, resolve when the secondary confirms it, and tell
+// each write (or discard), send its copy to the secondary, resolve when the secondary confirms it, and tell
 // the secondary in batches which copies are on storage so it can drop them (claim 26).
 
-import { crc32c } from '../wire/digest.js'
-import type { JournalEntry, Mirror, PeerMessage } from './types.js'
+import { entryChecksum } from '../journal/entry.js'
+import type { CopyRequest, JournalEntry, Mirror, PeerMessage } from './types.js'
 
 export class MirrorUnavailableError extends Error {
   readonly code = 'MIRROR_UNAVAILABLE'
@@ -69,10 +69,11 @@ export class PeerMirror implements Mirror {
     return new Promise((res) => this.allCompletedWaiters.push(res))
   }
 
-  copy(e: Omit<JournalEntry, 'seq' | 'epoch' | 'checksum'>): Promise<number> {
+  /** A write's copy carries its data; a discard's only its range (nothing to send but metadata). */
+  copy(e: CopyRequest): Promise<number> {
     if (!this.opts.isHealthy()) return this.failLater(new MirrorUnavailableError('no healthy secondary'))
     const seq = this.nextSeq++
-    const entry: JournalEntry = { ...e, seq, epoch: this.opts.epoch(), checksum: crc32c(e.data) }
+    const entry: JournalEntry = { ...e, seq, epoch: this.opts.epoch(), checksum: entryChecksum(e) }
     return new Promise<number>((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject, deadline: performance.now() + this.opts.ackTimeoutMs })
       this.ackTimer ??= setTimeout(() => this.expire(), this.opts.ackTimeoutMs)

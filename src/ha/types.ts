@@ -8,16 +8,18 @@ export interface LunKey {
   lun: number
 }
 
-/** One committed write as the secondary keeps it until the primary says it is on storage. */
-export interface JournalEntry {
+/** What every journal entry carries, whatever it does to its range. */
+interface EntryFields {
   /** Primary-assigned, strictly increasing within an epoch; replay order. */
   seq: number
   epoch: number
   key: LunKey
   /** Byte offset on the LUN's storage. */
   offset: number
-  data: Buffer
-  /** CRC32C of data, checked on receipt and before replay. */
+  /**
+   * CRC32C, checked on receipt and before replay: of the data for a write, of the range for a
+   * discard (src/journal/entry.ts, entryChecksum).
+   */
   checksum: number
   /** The host's I_T nexus and task, for inspection (claim 20: the initiator's session). */
   initiator: string
@@ -26,6 +28,30 @@ export interface JournalEntry {
   /** Wall-clock ms when the primary received the command (for `journal inspect` ages). */
   receivedAtMs: number
 }
+
+/** One committed write as the secondary keeps it until the primary says it is on storage. */
+export interface WriteEntry extends EntryFields {
+  /** Absent on writes from before discards existed: a write. */
+  kind?: 'write'
+  data: Buffer
+}
+
+/**
+ * One committed deallocation (UNMAP, WRITE SAME with UNMAP): afterwards the `length` bytes at
+ * `offset` read as zeros. It carries no data; replay deallocates the range (punches holes).
+ */
+export interface DiscardEntry extends EntryFields {
+  kind: 'discard'
+  /** Bytes deallocated, at least 1. */
+  length: number
+  data?: never
+}
+
+/** What the secondary holds for a committed-not-completed command, replayed in seq order. */
+export type JournalEntry = WriteEntry | DiscardEntry
+
+/** A copy as the mirrored device hands it to the Mirror, which numbers and checksums it. */
+export type CopyRequest = Omit<WriteEntry, 'seq' | 'epoch' | 'checksum'> | Omit<DiscardEntry, 'seq' | 'epoch' | 'checksum'>
 
 export type Role = 'primary' | 'secondary' | 'candidate' | 'fenced' | 'stopped'
 
@@ -66,11 +92,11 @@ export interface Mirror {
   /** A secondary is connected, authenticated, at our epoch and in sync. */
   readonly healthy: boolean
   /**
-   * Copy a write to the secondary; resolves with its seq once the secondary confirmed it holds
-   * the copy (the write is then committed), rejects when the copy cannot be confirmed (link
-   * lost, nak, timeout): the caller falls back to writing through.
+   * Copy a write or a discard to the secondary; resolves with its seq once the secondary
+   * confirmed it holds the copy (the command is then committed), rejects when the copy cannot
+   * be confirmed (link lost, nak, timeout): the caller falls back to writing through.
    */
-  copy(entry: Omit<JournalEntry, 'seq' | 'epoch' | 'checksum'>): Promise<number>
+  copy(entry: CopyRequest): Promise<number>
   /** The write with this seq is durable on storage: the secondary may drop its copy (batched). */
   completed(seq: number): void
 }

@@ -1,4 +1,4 @@
-// The on-disk format of a persisted journal (`<dir>/journal.log`), version 1.
+// The on-disk format of a persisted journal (`<dir>/journal.log`), versions 1 and 2.
 //
 // All integers are little-endian. A file is a header followed by records; records are only ever
 // appended, except that compaction writes a fresh file (live entries only) and renames it over
@@ -6,7 +6,7 @@
 //
 // File header, 32 bytes:
 //   0  8  magic "ISHAJRNL"
-//   8  2  format version (1)
+//   8  2  format version: 1, or 2 once the file may hold a DISCARD record (see Versions)
 //  10  2  header length (32)
 //  12  4  flags (0)
 //  16  8  created at, ms since the epoch (float64)
@@ -15,7 +15,7 @@
 //
 // Record (8-byte header, payload, 4-byte trailer):
 //   0  2  record magic 0x524a ("JR" on disk)
-//   2  1  type: 1 ENTRY, 2 COMPLETE, 3 CLEAR
+//   2  1  type: 1 ENTRY, 2 COMPLETE, 3 CLEAR, 4 DISCARD (version 2)
 //   3  1  flags (0)
 //   4  4  total record length in bytes, header and trailer included
 //   8  .. payload
@@ -35,7 +35,24 @@
 //  52  2  isid length      u16
 //  54  2  reserved (0)
 //  56  .. target, initiator, isid (UTF-8), then the data
-// A later ENTRY with the same (epoch, seq) replaces an earlier one.
+// A later ENTRY (or DISCARD) with the same (epoch, seq) replaces an earlier one.
+//
+// DISCARD payload: one committed-not-completed deallocation (a DiscardEntry: UNMAP, WRITE SAME
+// with UNMAP): the range reads as zeros; replay deallocates it. No data.
+//   0  8  epoch            u64
+//   8  8  seq              u64
+//  16  8  offset           u64, byte offset on the LUN
+//  24  8  receivedAtMs     float64
+//  32  4  lun              u32
+//  36  4  itt              u32
+//  40  4  checksum         u32, discardChecksum(offset, length) (entry.ts; checked before replay)
+//  44  4  reserved (0)
+//  48  2  target length    u16 (UTF-8 bytes)
+//  50  2  initiator length u16
+//  52  2  isid length      u16
+//  54  2  reserved (0)
+//  56  8  length           u64, bytes deallocated (at least 1)
+//  64  .. target, initiator, isid (UTF-8)
 //
 // COMPLETE payload: copies that reached storage and are dropped
 //   0  8  epoch            u64
@@ -45,6 +62,13 @@
 //
 // CLEAR payload: empty. Drops every entry recorded before it.
 //
+// Versions. Version 2 only adds the DISCARD record. A journal is created as version 1 and its
+// header is rewritten to version 2 just before its first DISCARD record is appended, so a file
+// that never held a discard stays readable by builds that know version 1 only, and one that did
+// is refused by them with a clear "unsupported version" instead of looking corrupt. This build
+// reads both, and accepts a DISCARD record under a version 1 header (a crash between the header
+// rewrite and the append reaching the disk can leave that).
+//
 // Reading: records are applied in file order. A record that is cut short by the end of the file,
 // or that fails its check (magic, type, length, CRC) with nothing but zero bytes after it, is a
 // torn tail from a crash in the middle of an append: it is ignored (the copies in it were never
@@ -52,15 +76,23 @@
 // JOURNAL_CORRUPT with the record's byte offset.
 
 import { crc32c } from '../wire/digest.js'
-import type { JournalEntry } from '../ha/types.js'
+import type { DiscardEntry, JournalEntry, WriteEntry } from '../ha/types.js'
 
-export const FORMAT_VERSION = 1
+/** The newest format version this build writes and reads. */
+export const FORMAT_VERSION = 2
+/** The oldest format version this build reads. */
+export const MIN_FORMAT_VERSION = 1
+/** The version a journal is created with (it becomes 2 at its first DISCARD record). */
+export const BASE_FORMAT_VERSION = 1
+/** The version a file must carry once it holds a DISCARD record. */
+export const DISCARD_FORMAT_VERSION = 2
 export const FILE_MAGIC = Buffer.from('ISHAJRNL', 'latin1')
 export const FILE_HEADER_LENGTH = 32
 export const RECORD_MAGIC = 0x524a
 export const RECORD_HEADER_LENGTH = 8
 export const RECORD_TRAILER_LENGTH = 4
 export const ENTRY_FIXED_LENGTH = 56
+export const DISCARD_FIXED_LENGTH = 64
 /** Largest record the reader accepts: a bound on what a damaged length field can make us read. */
 export const MAX_RECORD_LENGTH = 0x7fff_ffff
 
@@ -68,6 +100,7 @@ export const enum RecordType {
   Entry = 1,
   Complete = 2,
   Clear = 3,
+  Discard = 4,
 }
 
 const TWO_32 = 0x1_0000_0000
@@ -87,10 +120,10 @@ export interface FileHeader {
   generation: number
 }
 
-export function encodeFileHeader(h: { createdAtMs: number; generation: number }): Buffer {
+export function encodeFileHeader(h: { createdAtMs: number; generation: number; version?: number }): Buffer {
   const b = Buffer.alloc(FILE_HEADER_LENGTH)
   FILE_MAGIC.copy(b, 0)
-  b.writeUInt16LE(FORMAT_VERSION, 8)
+  b.writeUInt16LE(h.version ?? BASE_FORMAT_VERSION, 8)
   b.writeUInt16LE(FILE_HEADER_LENGTH, 10)
   b.writeUInt32LE(0, 12)
   b.writeDoubleLE(h.createdAtMs, 16)
@@ -106,7 +139,7 @@ export function decodeFileHeader(b: Buffer): FileHeader | { problem: HeaderProbl
   if (b.length < FILE_HEADER_LENGTH) return { problem: 'short' }
   if (!b.subarray(0, 8).equals(FILE_MAGIC)) return { problem: 'magic' }
   const version = b.readUInt16LE(8)
-  if (version !== FORMAT_VERSION) return { problem: 'version', version }
+  if (version < MIN_FORMAT_VERSION || version > FORMAT_VERSION) return { problem: 'version', version }
   if (b.readUInt32LE(28) !== crc32c(b.subarray(0, 28))) return { problem: 'crc' }
   return { version, createdAtMs: b.readDoubleLE(16), generation: b.readUInt32LE(24) }
 }
@@ -132,21 +165,23 @@ function finish(head: Buffer, body: Buffer | undefined, type: RecordType, length
 export function entryRecordLength(e: JournalEntry): number {
   return (
     RECORD_HEADER_LENGTH +
-    ENTRY_FIXED_LENGTH +
+    (e.kind === 'discard' ? DISCARD_FIXED_LENGTH : ENTRY_FIXED_LENGTH + e.data.length) +
     Buffer.byteLength(e.key.target, 'utf8') +
     Buffer.byteLength(e.initiator, 'utf8') +
     Buffer.byteLength(e.isid, 'utf8') +
-    e.data.length +
     RECORD_TRAILER_LENGTH
   )
 }
 
+/** The record of an entry: ENTRY for a write, DISCARD for a discard. */
 export function encodeEntry(e: JournalEntry): EncodedRecord {
+  const discard = e.kind === 'discard'
+  const fixed = discard ? DISCARD_FIXED_LENGTH : ENTRY_FIXED_LENGTH
   const target = Buffer.from(e.key.target, 'utf8')
   const initiator = Buffer.from(e.initiator, 'utf8')
   const isid = Buffer.from(e.isid, 'utf8')
-  const headLength = RECORD_HEADER_LENGTH + ENTRY_FIXED_LENGTH + target.length + initiator.length + isid.length
-  const length = headLength + e.data.length + RECORD_TRAILER_LENGTH
+  const headLength = RECORD_HEADER_LENGTH + fixed + target.length + initiator.length + isid.length
+  const length = headLength + (discard ? 0 : e.data.length) + RECORD_TRAILER_LENGTH
   const head = Buffer.allocUnsafe(headLength)
   const p = RECORD_HEADER_LENGTH
   writeU64(head, e.epoch, p)
@@ -156,15 +191,17 @@ export function encodeEntry(e: JournalEntry): EncodedRecord {
   head.writeUInt32LE(e.key.lun >>> 0, p + 32)
   head.writeUInt32LE(e.itt >>> 0, p + 36)
   head.writeUInt32LE(e.checksum >>> 0, p + 40)
-  head.writeUInt32LE(e.data.length, p + 44)
+  head.writeUInt32LE(discard ? 0 : e.data.length, p + 44)
   head.writeUInt16LE(target.length, p + 48)
   head.writeUInt16LE(initiator.length, p + 50)
   head.writeUInt16LE(isid.length, p + 52)
   head.writeUInt16LE(0, p + 54)
-  let at = p + ENTRY_FIXED_LENGTH
+  if (discard) writeU64(head, e.length, p + 56)
+  let at = p + fixed
   at += target.copy(head, at)
   at += initiator.copy(head, at)
   isid.copy(head, at)
+  if (discard) return finish(head, undefined, RecordType.Discard, length)
   return finish(head, e.data, RecordType.Entry, length)
 }
 
@@ -184,7 +221,8 @@ export function encodeClear(): EncodedRecord {
 }
 
 export type DecodedRecord =
-  | { type: RecordType.Entry; entry: JournalEntry }
+  | { type: RecordType.Entry; entry: WriteEntry }
+  | { type: RecordType.Discard; entry: DiscardEntry }
   | { type: RecordType.Complete; epoch: number; seqs: number[] }
   | { type: RecordType.Clear }
 
@@ -195,7 +233,7 @@ export type DecodedRecord =
 export function checkRecordHeader(b: Buffer): number | string {
   if (b.readUInt16LE(0) !== RECORD_MAGIC) return 'bad record magic'
   const type = b.readUInt8(2)
-  if (type !== RecordType.Entry && type !== RecordType.Complete && type !== RecordType.Clear) {
+  if (type !== RecordType.Entry && type !== RecordType.Complete && type !== RecordType.Clear && type !== RecordType.Discard) {
     return `unknown record type ${type}`
   }
   const length = b.readUInt32LE(4)
@@ -232,31 +270,62 @@ export function decodeRecord(b: Buffer): DecodedRecord | string {
     case RecordType.Entry: {
       if (payload < ENTRY_FIXED_LENGTH) return 'ENTRY record too short'
       const dataLength = b.readUInt32LE(p + 44)
-      const tl = b.readUInt16LE(p + 48)
-      const il = b.readUInt16LE(p + 50)
-      const sl = b.readUInt16LE(p + 52)
-      if (payload !== ENTRY_FIXED_LENGTH + tl + il + sl + dataLength) return 'ENTRY record length does not match its fields'
-      let at = p + ENTRY_FIXED_LENGTH
-      const target = b.toString('utf8', at, at + tl)
-      at += tl
-      const initiator = b.toString('utf8', at, at + il)
-      at += il
-      const isid = b.toString('utf8', at, at + sl)
-      at += sl
-      const data = Buffer.from(b.subarray(at, at + dataLength))
-      const entry: JournalEntry = {
+      const sb = stringBytes(b)
+      if (payload !== ENTRY_FIXED_LENGTH + sb + dataLength) return 'ENTRY record length does not match its fields'
+      const strings = readStrings(b, p + ENTRY_FIXED_LENGTH)
+      const at = p + ENTRY_FIXED_LENGTH + sb
+      const entry: WriteEntry = {
         epoch: readU64(b, p),
         seq: readU64(b, p + 8),
-        key: { target, lun: b.readUInt32LE(p + 32) },
+        key: { target: strings.target, lun: b.readUInt32LE(p + 32) },
         offset: readU64(b, p + 16),
-        data,
+        data: Buffer.from(b.subarray(at, at + dataLength)),
         checksum: b.readUInt32LE(p + 40),
-        initiator,
-        isid,
+        initiator: strings.initiator,
+        isid: strings.isid,
         itt: b.readUInt32LE(p + 36),
         receivedAtMs: b.readDoubleLE(p + 24),
       }
       return { type, entry }
     }
+    case RecordType.Discard: {
+      if (payload < DISCARD_FIXED_LENGTH) return 'DISCARD record too short'
+      if (b.readUInt32LE(p + 44) !== 0 || b.readUInt16LE(p + 54) !== 0) return 'DISCARD record with reserved bytes set'
+      if (payload !== DISCARD_FIXED_LENGTH + stringBytes(b)) return 'DISCARD record length does not match its fields'
+      const strings = readStrings(b, p + DISCARD_FIXED_LENGTH)
+      const entry: DiscardEntry = {
+        kind: 'discard',
+        epoch: readU64(b, p),
+        seq: readU64(b, p + 8),
+        key: { target: strings.target, lun: b.readUInt32LE(p + 32) },
+        offset: readU64(b, p + 16),
+        length: readU64(b, p + 56),
+        checksum: b.readUInt32LE(p + 40),
+        initiator: strings.initiator,
+        isid: strings.isid,
+        itt: b.readUInt32LE(p + 36),
+        receivedAtMs: b.readDoubleLE(p + 24),
+      }
+      return { type, entry }
+    }
+  }
+}
+
+/** Bytes of the target, initiator and isid of an ENTRY or DISCARD payload (lengths at 48..53). */
+function stringBytes(b: Buffer): number {
+  const p = RECORD_HEADER_LENGTH
+  return b.readUInt16LE(p + 48) + b.readUInt16LE(p + 50) + b.readUInt16LE(p + 52)
+}
+
+/** The target, initiator and isid, whose bytes start at `at` (lengths checked by the caller). */
+function readStrings(b: Buffer, at: number): { target: string; initiator: string; isid: string } {
+  const p = RECORD_HEADER_LENGTH
+  const tl = b.readUInt16LE(p + 48)
+  const il = b.readUInt16LE(p + 50)
+  const sl = b.readUInt16LE(p + 52)
+  return {
+    target: b.toString('utf8', at, at + tl),
+    initiator: b.toString('utf8', at + tl, at + tl + il),
+    isid: b.toString('utf8', at + tl + il, at + tl + il + sl),
   }
 }

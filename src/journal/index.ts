@@ -12,6 +12,7 @@ export {
   type LoadInfo,
   type ReplayOptions,
 } from './journal.js'
-export { applyToBackends, type ApplyResult } from './apply.js'
+export { applyToBackends, applyEntry, type ApplyResult } from './apply.js'
 export { JournalError, isJournalError, type JournalErrorCode, type JournalErrorDetails } from './errors.js'
-export { FORMAT_VERSION, entryRecordLength } from './format.js'
+export { FORMAT_VERSION, MIN_FORMAT_VERSION, entryRecordLength } from './format.js'
+export { DISCARD_ENTRY_BYTES, discardChecksum, entryChecksum, entryCharge, entryDataBytes, entryLength } from './entry.js'

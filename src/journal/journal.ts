@@ -15,11 +15,15 @@ import { copyFile, mkdir, open, readFile, rename, rm, stat, type FileHandle } fr
 import { join } from 'node:path'
 import type { JournalEntry, LunKey } from '../ha/types.js'
 import type { BlockDevice } from '../scsi/types.js'
-import { crc32c } from '../wire/digest.js'
 import { applyToBackends, type ApplyResult } from './apply.js'
+import { entryCharge, entryChecksum, entryDataBytes, entryLength } from './entry.js'
 import { JournalError } from './errors.js'
 import {
+  BASE_FORMAT_VERSION,
+  DISCARD_FORMAT_VERSION,
   FILE_HEADER_LENGTH,
+  FORMAT_VERSION,
+  MIN_FORMAT_VERSION,
   RECORD_HEADER_LENGTH,
   RecordType,
   checkRecordHeader,
@@ -41,7 +45,10 @@ export const DEFAULT_COMPACT_MIN_BYTES = 16 * 1024 * 1024
 export const DEFAULT_COMPACT_DEAD_RATIO = 0.75
 
 export interface JournalOptions {
-  /** Bound on the data bytes held; add() beyond it fails with JOURNAL_FULL. Default 256 MiB. */
+  /**
+   * Bound on the bytes held: data bytes, plus DISCARD_ENTRY_BYTES (entry.ts) for each discard;
+   * add() beyond it fails with JOURNAL_FULL. Default 256 MiB.
+   */
   maxBytes?: number
   /** Clock for ages (tests). Default Date.now. */
   now?: () => number
@@ -65,7 +72,7 @@ export interface OpenOptions extends JournalOptions {
 
 export interface JournalStats {
   entries: number
-  /** Data bytes held (the quantity maxBytes bounds). */
+  /** Data bytes held (discards hold none; maxBytes bounds these plus DISCARD_ENTRY_BYTES per discard). */
   bytes: number
   /** Seq of the first entry in replay order. */
   oldestSeq?: number
@@ -83,6 +90,8 @@ export interface LoadInfo {
   path: string
   createdAtMs: number
   generation: number
+  /** Format version of the file's header (2 once it held a discard; see format.ts). */
+  version: number
   records: number
   /** Bytes of a torn tail that were ignored (and, when writable, truncated). */
   ignoredTailBytes: number
@@ -135,8 +144,15 @@ function validate(e: JournalEntry): string | undefined {
   if (!isU64(e.epoch)) return `epoch ${String(e.epoch)} is not a non-negative integer`
   if (!isU64(e.seq)) return `seq ${String(e.seq)} is not a non-negative integer`
   if (!isU64(e.offset)) return `offset ${String(e.offset)} is not a non-negative integer`
-  if (!Buffer.isBuffer(e.data)) return 'data is not a Buffer'
-  if (e.data.length > 0xffff_ffff) return 'data longer than 4 GiB'
+  if (e.kind === 'discard') {
+    if (e.data !== undefined) return 'a discard carries no data'
+    if (!isU64(e.length) || e.length === 0) return `discard length ${String(e.length)} is not a positive integer`
+    if (!isU64(e.offset + e.length)) return 'discard range ends beyond 2^53'
+  } else {
+    if (e.kind !== undefined && e.kind !== 'write') return `unknown entry kind ${String(e.kind)}`
+    if (!Buffer.isBuffer(e.data)) return 'data is not a Buffer'
+    if (e.data.length > 0xffff_ffff) return 'data longer than 4 GiB'
+  }
   if (!e.key || typeof e.key.target !== 'string' || !Number.isInteger(e.key.lun) || e.key.lun < 0 || e.key.lun > 0xffff_ffff) {
     return 'key must be {target: string, lun: 0..2^32-1}'
   }
@@ -300,7 +316,10 @@ export class Journal {
 
   private readonly now: () => number
   private readonly held = new Map<string, Held>()
+  /** Data bytes of the entries held (stats). */
   private dataBytes = 0
+  /** What maxBytes bounds: dataBytes plus DISCARD_ENTRY_BYTES per discard. */
+  private chargedBytes = 0
   /** Highest epoch seen: the epoch complete() uses when none is given. */
   private epoch = 0
   private closed = false
@@ -312,6 +331,8 @@ export class Journal {
   private fileBytes = 0
   private generation = 0
   private createdAtMs = 0
+  /** Format version in the file's header: raised to DISCARD_FORMAT_VERSION before the first DISCARD record. */
+  private fileVersion = BASE_FORMAT_VERSION
   /** Sum of recordBytes of durable held entries. */
   private liveFileBytes = 0
   private compactMinBytes = DEFAULT_COMPACT_MIN_BYTES
@@ -394,7 +415,7 @@ export class Journal {
         if (h.problem === 'version') {
           throw new JournalError(
             'JOURNAL_UNSUPPORTED_VERSION',
-            `${path}: journal format version ${h.version} is not supported (this build reads version 1)`,
+            `${path}: journal format version ${h.version} is not supported (this build reads versions ${MIN_FORMAT_VERSION} to ${FORMAT_VERSION})`,
             { path, offset: 0 },
           )
         }
@@ -403,6 +424,7 @@ export class Journal {
       }
       this.createdAtMs = h.createdAtMs
       this.generation = h.generation
+      this.fileVersion = h.version
 
       let pos = FILE_HEADER_LENGTH
       let records = 0
@@ -456,6 +478,7 @@ export class Journal {
         path,
         createdAtMs: this.createdAtMs,
         generation: this.generation,
+        version: this.fileVersion,
         records,
         ignoredTailBytes: ignored,
         ...(salvagedAt !== undefined ? { salvagedAtOffset: salvagedAt } : {}),
@@ -471,12 +494,13 @@ export class Journal {
 
   private applyRecord(rec: Exclude<ReturnType<typeof decodeRecord>, string>, length: number): void {
     switch (rec.type) {
-      case RecordType.Entry: {
+      case RecordType.Entry:
+      case RecordType.Discard: {
         const e = rec.entry
         const k = keyOf(e.epoch, e.seq)
         this.drop(k)
         this.held.set(k, { entry: e, recordBytes: length, durable: true })
-        this.dataBytes += e.data.length
+        this.count(e, 1)
         this.liveFileBytes += length
         if (e.epoch > this.epoch) this.epoch = e.epoch
         break
@@ -495,14 +519,20 @@ export class Journal {
     const h = this.held.get(k)
     if (!h) return undefined
     this.held.delete(k)
-    this.dataBytes -= h.entry.data.length
+    this.count(h.entry, -1)
     if (h.durable) this.liveFileBytes -= h.recordBytes
     return h
+  }
+
+  private count(e: JournalEntry, sign: 1 | -1): void {
+    this.dataBytes += sign * entryDataBytes(e)
+    this.chargedBytes += sign * entryCharge(e)
   }
 
   private dropAll(): void {
     this.held.clear()
     this.dataBytes = 0
+    this.chargedBytes = 0
     this.liveFileBytes = 0
   }
 
@@ -512,13 +542,14 @@ export class Journal {
   }
 
   /**
-   * Hold a copy. Resolves when it is safe to confirm it to the primary: at once in memory,
+   * Hold a copy (a write, or a discard: see DiscardEntry). Resolves when it is safe to confirm it to the primary: at once in memory,
    * after the group commit's fdatasync when persisted. Rejects with JOURNAL_BAD_CHECKSUM,
    * JOURNAL_FULL, JOURNAL_INVALID_ENTRY, or JOURNAL_IO_FAILED (the copy is then not held).
    * A copy with the (epoch, seq) of one already held replaces it. The journal keeps `entry`
    * and its data Buffer as given: the caller must not modify them afterwards.
-   * `checksumVerified`: the caller has just compared the data with `entry.checksum` (the peer
-   * codec does for every copy it decodes), so the journal does not compute it a second time.
+   * `checksumVerified`: the caller has just compared the data (a discard: its range) with
+   * `entry.checksum` (the peer codec does for every copy it decodes), so the journal does not
+   * compute it a second time.
    */
   add(entry: JournalEntry, opts: { checksumVerified?: boolean } = {}): Promise<void> {
     try {
@@ -528,21 +559,22 @@ export class Journal {
       if (bad !== undefined) {
         throw new JournalError('JOURNAL_INVALID_ENTRY', `copy ${entry.epoch}/${entry.seq}: ${bad}`, { epoch: entry.epoch, seq: entry.seq })
       }
-      const actual = opts.checksumVerified === true ? entry.checksum >>> 0 : crc32c(entry.data)
+      const actual = opts.checksumVerified === true ? entry.checksum >>> 0 : entryChecksum(entry)
       if (actual !== entry.checksum >>> 0) {
         throw new JournalError(
           'JOURNAL_BAD_CHECKSUM',
-          `copy ${entry.epoch}/${entry.seq}: data CRC32C 0x${actual.toString(16)} does not match 0x${(entry.checksum >>> 0).toString(16)}`,
+          `copy ${entry.epoch}/${entry.seq}: ${entry.kind === 'discard' ? 'range' : 'data'} CRC32C 0x${actual.toString(16)} does not match 0x${(entry.checksum >>> 0).toString(16)}`,
           { epoch: entry.epoch, seq: entry.seq },
         )
       }
       const k = keyOf(entry.epoch, entry.seq)
       const prev = this.held.get(k)
-      const after = this.dataBytes - (prev ? prev.entry.data.length : 0) + entry.data.length
+      const charge = entryCharge(entry)
+      const after = this.chargedBytes - (prev ? entryCharge(prev.entry) : 0) + charge
       if (after > this.maxBytes) {
         throw new JournalError(
           'JOURNAL_FULL',
-          `journal full: ${this.dataBytes} of ${this.maxBytes} bytes held, copy ${entry.epoch}/${entry.seq} needs ${entry.data.length}`,
+          `journal full: ${this.chargedBytes} of ${this.maxBytes} bytes held, copy ${entry.epoch}/${entry.seq} needs ${charge}`,
           { epoch: entry.epoch, seq: entry.seq },
         )
       }
@@ -550,13 +582,13 @@ export class Journal {
       if (entry.epoch > this.epoch) this.epoch = entry.epoch
       if (!this.fh) {
         this.held.set(k, { entry, recordBytes: 0, durable: true })
-        this.dataBytes += entry.data.length
+        this.count(entry, 1)
         return Promise.resolve()
       }
       const record = encodeEntry(entry)
       const held: Held = { entry, recordBytes: record.length, durable: false }
       this.held.set(k, held)
-      this.dataBytes += entry.data.length
+      this.count(entry, 1)
       return new Promise<void>((resolve, reject) => {
         this.enqueue({ record, waiter: { resolve, reject, key: k, held } })
       })
@@ -607,16 +639,17 @@ export class Journal {
    * Apply every copy held at the call, in (epoch, seq) order, one at a time, then remove them.
    * Every checksum is verified before the first apply: a bad one fails the whole replay with
    * JOURNAL_BAD_CHECKSUM and nothing is applied. If `apply` (or `beforeRemove`) fails, nothing
-   * is removed; replaying again applies the same copies in the same order.
+   * is removed; replaying again applies the same copies in the same order. `bytes` counts the
+   * data of the writes replayed, `discardedBytes` the ranges of the discards.
    */
   async replay(
     apply: (e: JournalEntry) => Promise<void>,
     opts: ReplayOptions = {},
-  ): Promise<{ replayed: number; bytes: number }> {
+  ): Promise<{ replayed: number; bytes: number; discardedBytes: number }> {
     const held = [...this.held.values()].sort((a, b) => compareEntries(a.entry, b.entry))
     for (const h of held) {
       const e = h.entry
-      if (crc32c(e.data) !== e.checksum >>> 0) {
+      if (entryChecksum(e) !== e.checksum >>> 0) {
         throw new JournalError('JOURNAL_BAD_CHECKSUM', `copy ${e.epoch}/${e.seq} fails its CRC32C: nothing replayed`, {
           epoch: e.epoch,
           seq: e.seq,
@@ -625,9 +658,11 @@ export class Journal {
       }
     }
     let bytes = 0
+    let discardedBytes = 0
     for (const h of held) {
       await apply(h.entry)
-      bytes += h.entry.data.length
+      if (h.entry.kind === 'discard') discardedBytes += entryLength(h.entry)
+      else bytes += h.entry.data.length
     }
     if (opts.beforeRemove) await opts.beforeRemove()
     if (!this.readOnly && !this.closed) {
@@ -642,7 +677,7 @@ export class Journal {
       for (const [epoch, seqs] of byEpoch) this.complete(seqs, epoch)
       await this.sync()
     }
-    return { replayed: held.length, bytes }
+    return { replayed: held.length, bytes, discardedBytes }
   }
 
   /** Drop every copy (e.g. a new primary epoch resynchronises the secondary). */
@@ -727,6 +762,12 @@ export class Journal {
         this.needSync = false
         this.syncWaiters = []
         if (batch.length > 0) {
+          if (this.fileVersion < DISCARD_FORMAT_VERSION && batch.some((q) => q.waiter?.held.entry.kind === 'discard')) {
+            // Before the first DISCARD record: builds that read version 1 only must refuse the file.
+            const header = encodeFileHeader({ createdAtMs: this.createdAtMs, generation: this.generation, version: DISCARD_FORMAT_VERSION })
+            await writeAllAt(this.fh!, [header], 0)
+            this.fileVersion = DISCARD_FORMAT_VERSION
+          }
           const parts: Buffer[] = []
           for (const q of batch) for (const p of q.record.parts) parts.push(p)
           this.fileBytes = await writeAllAt(this.fh!, parts, this.fileBytes)
@@ -787,7 +828,7 @@ export class Journal {
     const dir = this.dir!
     const live = [...this.held.values()].filter((h) => h.durable).sort((a, b) => compareEntries(a.entry, b.entry))
     const generation = (this.generation + 1) >>> 0
-    const header = encodeFileHeader({ createdAtMs: this.createdAtMs, generation })
+    const header = encodeFileHeader({ createdAtMs: this.createdAtMs, generation, version: this.fileVersion })
     const records = live.map((h) => encodeEntry(h.entry))
     let size: number
     try {

@@ -8,13 +8,21 @@
 //               iSCSI PDU starts with it)
 //   4      1    protocol version (PEER_PROTOCOL_VERSION)
 //   5      1    frame type (FrameType)
-//   6      1    flags: none defined in this version; must be zero
+//   6      1    flags: FrameFlag.Discard (0x01) on a copy frame; every other bit, and any flag on
+//               another frame type, is refused
 //   7      1    reserved: must be zero
 //   8      4    payload length P
-//   12     4    data length D (copy frames only; zero for every other type)
+//   12     4    data length D (copy frames of writes only; zero for every other frame)
 //   16     4    CRC32C over bytes 0..15 and the P payload bytes
 //   20     P    payload: the frame's fields (see encodePayload below)
 //   20+P   D    data segment: a copy's JournalEntry.data
+//
+// A copy frame carries a JournalEntry. Without flags it is a write: its data is the data
+// segment. With FrameFlag.Discard it is a discard (DiscardEntry: the range reads as zeros): the
+// payload ends with the range length (u64), there is no data segment, and the entry's checksum is
+// discardChecksum(offset, length) (src/journal/entry.ts), which the decoder verifies as it does a
+// write's data CRC. Version 2 of the protocol added the flag; version 1 peers are refused at the
+// handshake (HELLO version) and by the frame header's version byte, never at their first discard.
 //
 // The data segment is not covered by the frame CRC: it is covered by the JournalEntry's own
 // `checksum` (CRC32C of the data), which sits in the CRC-covered payload. The decoder verifies
@@ -60,11 +68,15 @@
 import { ReceiveBuffer } from '../wire/receive-buffer.js'
 import { crc32c } from '../wire/digest.js'
 import type { HostConnection, JournalEntry, PeerMessage, Role } from '../ha/types.js'
+import { discardChecksum } from '../journal/entry.js'
 import { PeerProtocolError } from './errors.js'
 import { BufferSlab } from '../wire/buffer-slab.js'
 
-/** The protocol version this code speaks (frame header and HELLO). */
-export const PEER_PROTOCOL_VERSION = 1
+/**
+ * The protocol version this code speaks (frame header and HELLO). 2: copy frames may carry
+ * discards (FrameFlag.Discard). Both ends must speak the same version.
+ */
+export const PEER_PROTOCOL_VERSION = 2
 export const FRAME_MAGIC: Readonly<Buffer> = Buffer.from([0x89, 0x49, 0x48, 0x50])
 export const FRAME_HEADER_LENGTH = 20
 /** Largest copy data the default frame limit admits. */
@@ -97,6 +109,12 @@ export const FrameType = {
   HandoverReady: 0x18,
   Sync: 0x19,
   SyncAck: 0x1a,
+} as const
+
+/** Bits of the frame header's flags byte. */
+export const FrameFlag = {
+  /** Copy frames only: the entry is a discard (payload ends with its length; no data segment). */
+  Discard: 0x01,
 } as const
 
 // ---------------------------------------------------------------------------------------------
@@ -244,14 +262,14 @@ function start(payloadLength: number): Writer {
 }
 
 /** Fill in the header (and CRC) of a frame whose payload the writer has written. */
-function finish(w: Writer, type: number, dataLength: number): Buffer {
+function finish(w: Writer, type: number, dataLength: number, flags = 0): Buffer {
   const b = w.buf
   const payloadLength = b.length - FRAME_HEADER_LENGTH
   if (w.o !== b.length) throw new Error(`internal: payload size mismatch for frame type ${type}`)
   FRAME_MAGIC.copy(b, 0)
   b[4] = PEER_PROTOCOL_VERSION
   b[5] = type
-  b[6] = 0
+  b[6] = flags
   b[7] = 0
   b.writeUInt32BE(payloadLength, 8)
   b.writeUInt32BE(dataLength, 12)
@@ -409,9 +427,11 @@ export function encodeFrame(frame: Frame): Buffer[] {
 
 /**
  * A copy: payload = epoch u64, seq u64, offset u64, lun u32, itt u32, checksum u32,
- * receivedAtMs f64, target str8, initiator str8, isid str8; the data follows as its own segment.
+ * receivedAtMs f64, target str8, initiator str8, isid str8; a write's data follows as its own
+ * segment; a discard (FrameFlag.Discard) ends the payload with its length u64 instead.
  */
 function encodeCopy(e: JournalEntry): Buffer[] {
+  const discard = e.kind === 'discard'
   checkU64('entry.epoch', e.epoch)
   checkU64('entry.seq', e.seq)
   checkU64('entry.offset', e.offset)
@@ -420,11 +440,17 @@ function encodeCopy(e: JournalEntry): Buffer[] {
   checkU32('entry.itt', e.itt)
   checkU32('entry.checksum', e.checksum)
   checkF64('entry.receivedAtMs', e.receivedAtMs)
-  if (!Buffer.isBuffer(e.data)) throw new TypeError('entry.data must be a Buffer')
+  if (discard) {
+    checkU64('entry.length', e.length)
+    if (e.data !== undefined) throw new TypeError('a discard entry carries no data')
+  } else {
+    if (e.kind !== undefined && e.kind !== 'write') throw new TypeError(`unknown entry kind ${String((e as { kind: unknown }).kind)}`)
+    if (!Buffer.isBuffer(e.data)) throw new TypeError('entry.data must be a Buffer')
+  }
   const t = strBytes('entry.key.target', e.key.target, 255)
   const i = strBytes('entry.initiator', e.initiator, 255)
   const s = strBytes('entry.isid', e.isid, 255)
-  const w = start(COPY_FIXED + t + i + s)
+  const w = start(COPY_FIXED + t + i + s + (discard ? 8 : 0))
   w.u64(e.epoch)
   w.u64(e.seq)
   w.u64(e.offset)
@@ -435,6 +461,10 @@ function encodeCopy(e: JournalEntry): Buffer[] {
   w.str8(e.key.target, t)
   w.str8(e.initiator, i)
   w.str8(e.isid, s)
+  if (discard) {
+    w.u64(e.length)
+    return [finish(w, FrameType.Copy, 0, FrameFlag.Discard)]
+  }
   const head = finish(w, FrameType.Copy, e.data.length)
   return e.data.length === 0 ? [head] : [head, e.data]
 }
@@ -557,10 +587,12 @@ function decodeBody(
   dataIsStable: boolean,
 ): Frame | PeerProtocolError {
   const type = b[s + 5]!
-  if (b[s + 6] !== 0) return new PeerProtocolError('PEER_MALFORMED', `unknown frame flags 0x${b[s + 6]!.toString(16)}`)
+  const flags = b[s + 6]!
+  const discard = type === FrameType.Copy && flags === FrameFlag.Discard
+  if (flags !== 0 && !discard) return new PeerProtocolError('PEER_MALFORMED', `unknown frame flags 0x${flags.toString(16)} on frame type 0x${type.toString(16)}`)
   if (b[s + 7] !== 0) return new PeerProtocolError('PEER_MALFORMED', 'reserved header byte is not zero')
-  if (dataLength !== 0 && type !== FrameType.Copy) {
-    return new PeerProtocolError('PEER_MALFORMED', `frame type 0x${type.toString(16)} cannot carry a data segment`)
+  if (dataLength !== 0 && (type !== FrameType.Copy || discard)) {
+    return new PeerProtocolError('PEER_MALFORMED', `${discard ? 'a discard copy' : `frame type 0x${type.toString(16)}`} cannot carry a data segment`)
   }
   const payloadStart = s + FRAME_HEADER_LENGTH
   const r = new Reader(b, payloadStart, payloadStart + payloadLength)
@@ -622,6 +654,19 @@ function decodeBody(
         const target = r.str8('target')
         const initiator = r.str8('initiator')
         const isid = r.str8('isid')
+        if (discard) {
+          const length = r.u64('length')
+          r.done('copy')
+          const expected = discardChecksum(offset, length)
+          if (expected !== checksum) {
+            return new PeerProtocolError(
+              'PEER_BAD_CHECKSUM',
+              `discard seq ${seq}: range checksum 0x${hex32(expected)} does not match the entry's 0x${hex32(checksum)}`,
+            )
+          }
+          const entry: JournalEntry = { kind: 'discard', seq, epoch, key: { target, lun }, offset, length, checksum, initiator, isid, itt, receivedAtMs }
+          return { type: 'copy', entry }
+        }
         r.done('copy')
         const dataStart = payloadStart + payloadLength
         let data: Buffer

@@ -3,9 +3,9 @@
 
 import { describe, expect, it } from 'vitest'
 import { MirroredDevice, type MirroredDeviceOptions } from '../../../src/ha/mirrored-device.js'
-import type { JournalEntry, Mirror } from '../../../src/ha/types.js'
-import { Journal } from '../../../src/journal/index.js'
-import { crc32c } from '../../../src/wire/digest.js'
+import type { CopyRequest, JournalEntry, Mirror } from '../../../src/ha/types.js'
+import { DISCARD_ENTRY_BYTES, Journal, entryChecksum } from '../../../src/journal/index.js'
+import type { ByteRange } from '../../../src/scsi/provisioning.js'
 import { MemoryDevice } from '../../helpers/memory-device.js'
 
 const KEY = { target: 'iqn.2024-01.test:disk', lun: 3 }
@@ -35,6 +35,7 @@ async function settle(ms = 5): Promise<void> {
 class DurableDevice extends MemoryDevice {
   readonly durable: Buffer
   flushDelayMs: () => number = () => 0
+  discardDelayMs: () => number = () => 0
   private version = 0
   private readonly cacheVersion: Uint32Array
   private readonly durableVersion: Uint32Array
@@ -63,6 +64,14 @@ class DurableDevice extends MemoryDevice {
     this.persist(snapshot, versions, 0)
   }
 
+  /** A discard changes the cache like a write of zeros (holes read as zeros). */
+  protected async zero(offset: number, length: number): Promise<void> {
+    const d = this.discardDelayMs()
+    if (d > 0) await sleep(d)
+    this.data.fill(0, offset, offset + length)
+    this.cacheVersion.fill(++this.version, offset, offset + length)
+  }
+
   private persist(bytes: Buffer, versions: Uint32Array, at: number): void {
     for (let i = 0; i < bytes.length; i++) {
       if (versions[i]! > this.durableVersion[at + i]!) {
@@ -70,6 +79,20 @@ class DurableDevice extends MemoryDevice {
         this.durableVersion[at + i] = versions[i]!
       }
     }
+  }
+}
+
+/** A DurableDevice with discard() (what FileBackend has): the SCSI engine and MirroredDevice use it. */
+class DiscardingDevice extends DurableDevice {
+  /** discard() calls, in call order (recorded before any await). */
+  readonly discards: ByteRange[] = []
+
+  async discard(ranges: readonly ByteRange[]): Promise<void> {
+    for (const r of ranges) this.discards.push({ ...r })
+    const e = this.failNext
+    this.failNext = undefined
+    if (e) throw e
+    for (const r of ranges) await this.zero(r.offset, r.length)
   }
 }
 
@@ -91,9 +114,10 @@ class FakeMirror implements Mirror {
   onCompleted: ((seq: number) => void) | undefined
   private held: Ack[] = []
 
-  copy(e: Omit<JournalEntry, 'seq' | 'epoch' | 'checksum'>): Promise<number> {
+  copy(e: CopyRequest): Promise<number> {
     const seq = ++this.nextSeq
-    const entry: JournalEntry = { ...e, data: Buffer.from(e.data), seq, epoch: 1, checksum: crc32c(e.data) }
+    const entry: JournalEntry =
+      e.kind === 'discard' ? { ...e, seq, epoch: 1, checksum: entryChecksum(e) } : { ...e, data: Buffer.from(e.data), seq, epoch: 1, checksum: entryChecksum(e) }
     this.copies.push(entry)
     return new Promise<number>((resolve, reject) => {
       const a: Ack = { seq, entry, resolve, reject }
@@ -134,8 +158,8 @@ class FakeMirror implements Mirror {
   }
 }
 
-function setup(over: Partial<MirroredDeviceOptions> & { size?: number } = {}) {
-  const backend = new DurableDevice(over.size ?? 64 * 1024)
+function setup(over: Partial<MirroredDeviceOptions> & { size?: number; noDiscard?: boolean } = {}) {
+  const backend = over.noDiscard ? (new DurableDevice(over.size ?? 64 * 1024) as DiscardingDevice) : new DiscardingDevice(over.size ?? 64 * 1024)
   const mirror = new FakeMirror()
   let current: Mirror | undefined = mirror
   const dev = new MirroredDevice({
@@ -459,6 +483,189 @@ describe('MirroredDevice: degraded (write-through)', () => {
   })
 })
 
+describe('MirroredDevice: discard (UNMAP)', () => {
+  it('acknowledges a discard once the secondary confirmed its copy, which carries the range and no data', async () => {
+    let ctx: { initiator: string; isid: string; itt: number } | undefined = { initiator: 'iqn.h', isid: '400001370000', itt: 9 }
+    const { dev, mirror, backend } = setup({ context: () => ctx, now: () => 77 })
+    mirror.manual = true
+    const d = watch(dev.discard([{ offset: 4096, length: 32768 }]))
+    await settle()
+    expect(d.done()).toBe(false)
+    expect(mirror.copies).toHaveLength(1)
+    expect(mirror.copies[0]).toMatchObject({ kind: 'discard', offset: 4096, length: 32768, key: KEY, initiator: 'iqn.h', itt: 9, receivedAtMs: 77 })
+    expect(mirror.copies[0]!.data).toBeUndefined()
+    expect(backend.discards).toEqual([]) // completed only after the commit
+    ctx = undefined
+    await mirror.ack()
+    await settle()
+    expect(d.done()).toBe(true)
+    expect(d.error()).toBeUndefined()
+    expect(backend.discards).toEqual([{ offset: 4096, length: 32768 }])
+    expect(backend.writes).toEqual([]) // no zeros written: the backend deallocates
+    expect(mirror.completedSeqs).toEqual([1]) // after the batched flush
+    expect(mirror.journal.stats().entries).toBe(0)
+  })
+
+  it('reads zeros from the overlay while the discard is not on the backend yet', async () => {
+    const { dev, backend, mirror } = setup()
+    await dev.write(0, fill(8192, 0x33), { fua: false })
+    await dev.flush()
+    backend.discardDelayMs = () => 40
+    await dev.discard([{ offset: 1024, length: 4096 }])
+    expect(backend.data.subarray(1024, 5120)).toEqual(fill(4096, 0x33)) // still on the backend
+    expect(await dev.read(0, 8192)).toEqual(Buffer.concat([fill(1024, 0x33), fill(4096, 0), fill(3072, 0x33)]))
+    expect(dev.stats()).toMatchObject({ pendingWrites: 1, pendingBytes: DISCARD_ENTRY_BYTES, mode: 'mirrored' })
+    expect(mirror.journal.stats()).toMatchObject({ entries: 1, bytes: 0 })
+    await dev.flush()
+    expect(backend.durable.subarray(1024, 5120)).toEqual(fill(4096, 0))
+    expect(dev.stats()).toMatchObject({ pendingWrites: 0, pendingBytes: 0 })
+  })
+
+  it('orders a discard with overlapping writes: the earlier write never resurfaces, the later one wins', async () => {
+    const { dev, backend } = setup()
+    const done: string[] = []
+    const origWrite = backend.write.bind(backend)
+    backend.write = async (o, d, opts) => {
+      await origWrite(o, d, opts)
+      done.push(`write ${o}`)
+    }
+    const origDiscard = backend.discard.bind(backend)
+    backend.discard = async (ranges) => {
+      await origDiscard(ranges)
+      done.push(`discard ${ranges[0]!.offset}`)
+    }
+    backend.writeDelayMs = (c) => (c.offset === 0 ? 40 : 1)
+    await dev.write(0, fill(4096, 1), { fua: false }) // earlier, slow to reach the backend
+    await dev.discard([{ offset: 1024, length: 2048 }])
+    await dev.write(2048, fill(512, 2), { fua: false }) // later, inside the range
+    const expected = Buffer.concat([fill(1024, 1), fill(1024, 0), fill(512, 2), fill(512, 0), fill(1024, 1)])
+    expect(await dev.read(0, 4096)).toEqual(expected)
+    await settle(10)
+    expect(await dev.read(0, 4096)).toEqual(expected)
+    await dev.flush()
+    expect(done).toEqual(['write 0', 'discard 1024', 'write 2048'])
+    expect(backend.durable.subarray(0, 4096)).toEqual(expected)
+    expect(await dev.read(0, 4096)).toEqual(expected)
+  })
+
+  it('one entry per range, resolved once all are committed; empty ranges are skipped', async () => {
+    const { dev, mirror, backend } = setup()
+    mirror.manual = true
+    const d = watch(dev.discard([{ offset: 0, length: 512 }, { offset: 8192, length: 0 }, { offset: 16384, length: 1024 }]))
+    await settle()
+    expect(mirror.copies.map((c) => [c.kind, c.offset, c.kind === 'discard' ? c.length : -1])).toEqual([
+      ['discard', 0, 512],
+      ['discard', 16384, 1024],
+    ])
+    await mirror.ack(1)
+    await settle()
+    expect(d.done()).toBe(false)
+    await mirror.ack()
+    await settle()
+    expect(d.done()).toBe(true)
+    await dev.flush()
+    expect(backend.discards).toEqual([{ offset: 0, length: 512 }, { offset: 16384, length: 1024 }])
+  })
+
+  it('rejects a discard outside the device without mirroring anything', async () => {
+    const { dev, mirror } = setup({ size: 8192 })
+    await expect(dev.discard([{ offset: 0, length: 512 }, { offset: 8000, length: 512 }])).rejects.toMatchObject({ code: 'OUT_OF_RANGE' })
+    expect(mirror.copies).toEqual([])
+  })
+
+  it('counts DISCARD_ENTRY_BYTES per entry against maxPendingBytes: a huge UNMAP waits for room', async () => {
+    const { dev, mirror } = setup({ maxPendingBytes: 2 * DISCARD_ENTRY_BYTES })
+    mirror.manual = true
+    const ranges = Array.from({ length: 5 }, (_, i) => ({ offset: i * 4096, length: 4096 }))
+    const d = watch(dev.discard(ranges))
+    await settle()
+    expect(mirror.copies).toHaveLength(2)
+    expect(dev.stats()).toMatchObject({ pendingWrites: 2, pendingBytes: 2 * DISCARD_ENTRY_BYTES, waitingForRoom: 3 })
+    mirror.manual = false
+    await mirror.ack()
+    await until(() => d.done())
+    expect(d.error()).toBeUndefined()
+    expect(mirror.copies).toHaveLength(5)
+    await dev.drain()
+    expect(dev.stats()).toMatchObject({ pendingBytes: 0, waitingForRoom: 0 })
+  })
+
+  it('retries a failed backend discard of a committed discard; reads keep seeing zeros', async () => {
+    const { dev, mirror, backend } = setup()
+    await dev.write(0, fill(4096, 5), { fua: false })
+    await dev.flush()
+    backend.failNext = new Error('discard EIO')
+    await dev.discard([{ offset: 0, length: 4096 }])
+    expect(await dev.read(0, 4096)).toEqual(fill(4096, 0))
+    await until(() => mirror.completedSeqs.length === 2)
+    await dev.drain()
+    expect(backend.discards).toHaveLength(2)
+    expect(backend.durable.subarray(0, 4096)).toEqual(fill(4096, 0))
+  })
+
+  it('writes zeros through write() on a backend without discard()', async () => {
+    const { dev, backend } = setup({ noDiscard: true, size: 3 << 20 })
+    await dev.write(0, fill(3 << 20, 9), { fua: false })
+    await dev.discard([{ offset: 100, length: (2 << 20) + 10 }])
+    await dev.flush()
+    expect(backend.writes.slice(1).map((w) => [w.offset, w.length])).toEqual([
+      [100, 1 << 20],
+      [100 + (1 << 20), 1 << 20],
+      [100 + (2 << 20), 10],
+    ])
+    expect(backend.durable.subarray(100, 110 + (2 << 20)).every((b) => b === 0)).toBe(true)
+    expect([backend.durable[99], backend.durable[110 + (2 << 20)]]).toEqual([9, 9])
+  })
+
+  it('degraded: deallocates on the backend before resolving; syncWriteThrough flushes it too', async () => {
+    const { dev, backend, mirror } = setup({ syncWriteThrough: true })
+    await dev.write(0, fill(8192, 4), { fua: false })
+    await dev.flush()
+    mirror.healthy = false
+    expect(dev.stats().mode).toBe('degraded')
+    backend.discardDelayMs = () => 10
+    await dev.discard([{ offset: 4096, length: 4096 }])
+    expect(backend.discards).toEqual([{ offset: 4096, length: 4096 }])
+    expect(backend.durable.subarray(4096, 8192)).toEqual(fill(4096, 0)) // durable before GOOD
+    expect(mirror.copies).toHaveLength(1) // only the first write
+    expect(dev.stats()).toMatchObject({ pendingWrites: 0, pendingBytes: 0 })
+  })
+
+  it('degraded after a failed copy; a failed backend discard is reported and reads show the older data', async () => {
+    const { dev, backend, mirror } = setup()
+    await dev.write(0, fill(4096, 6), { fua: false })
+    await dev.flush()
+    mirror.manual = true
+    const d = watch(dev.discard([{ offset: 0, length: 2048 }]))
+    await settle()
+    mirror.nak()
+    await settle(5)
+    expect(d.done()).toBe(true)
+    expect(d.error()).toBeUndefined()
+    expect(backend.data.subarray(0, 2048)).toEqual(fill(2048, 0))
+    mirror.manual = false
+    mirror.healthy = false
+    backend.failNext = new Error('EIO')
+    await expect(dev.discard([{ offset: 2048, length: 2048 }])).rejects.toThrow('EIO')
+    expect(await dev.read(0, 4096)).toEqual(Buffer.concat([fill(2048, 0), fill(2048, 6)]))
+  })
+
+  it('degraded: acknowledged only once earlier overlapping mirrored writes are completed', async () => {
+    const { dev, backend, mirror } = setup({ flushDelayMs: 30 })
+    await dev.write(0, fill(4096, 1), { fua: false }) // committed, completion waits for the batch flush
+    mirror.healthy = false
+    const d = watch(dev.discard([{ offset: 1024, length: 1024 }]))
+    await settle(10)
+    expect(backend.data.subarray(1024, 2048)).toEqual(fill(1024, 0)) // on the backend, in order
+    expect(d.done()).toBe(false) // the secondary still holds the older copy of 1024..2047
+    await dev.drain()
+    await settle(1)
+    expect(d.done()).toBe(true)
+    expect(mirror.completedSeqs).toEqual([1])
+    expect(await dev.read(0, 4096)).toEqual(Buffer.concat([fill(1024, 1), fill(1024, 0), fill(2048, 1)]))
+  })
+})
+
 // --- randomized -------------------------------------------------------------------------------
 
 function prng(seed: number): () => number {
@@ -483,7 +690,10 @@ function randomRange(rnd: () => number): { offset: number; length: number } {
 /** What a failover would leave: durable storage, then the secondary's copies in seq order. */
 function afterFailover(backend: DurableDevice, journal: Journal): Buffer {
   const img = Buffer.from(backend.durable)
-  for (const e of journal.pending()) e.data.copy(img, e.offset)
+  for (const e of journal.pending()) {
+    if (e.kind === 'discard') img.fill(0, e.offset, e.offset + e.length)
+    else e.data.copy(img, e.offset)
+  }
   return img
 }
 
@@ -528,6 +738,52 @@ describe('MirroredDevice: randomized', () => {
       expect(backend.durable.equals(model)).toBe(true)
       expect(mirror.journal.stats().entries).toBe(0)
     })
+
+    for (const tight of [false, true]) {
+      it(`writes and discards, random delays, failures and mirror flips${tight ? ', little room' : ''}: reads and failover images hold (seed ${seed})`, async () => {
+        const rnd = prng(seed * 104729 + (tight ? 1 : 0))
+        // With little room, writes and discards wait for it: a read issued meanwhile may not see
+        // them yet (as with any concurrent commands), so reads are checked after they resolved.
+        const maxPendingBytes = tight ? 3 * DISCARD_ENTRY_BYTES : 1 << 30
+        const { dev, backend, mirror } = setup({ size: SIZE, maxPendingBytes, flushDelayMs: 1, syncWriteThrough: true })
+        backend.writeDelayMs = () => (rnd() < 0.5 ? 0 : Math.floor(rnd() * 4))
+        backend.discardDelayMs = () => (rnd() < 0.5 ? 0 : Math.floor(rnd() * 4))
+        backend.flushDelayMs = () => (rnd() < 0.5 ? 0 : Math.floor(rnd() * 3))
+        mirror.ackDelayMs = () => (rnd() < 0.3 ? 0 : Math.floor(rnd() * 3))
+        mirror.shouldFail = () => rnd() < 0.08
+        const model = Buffer.alloc(SIZE)
+        let value = 0
+        for (let round = 0; round < 60; round++) {
+          if (rnd() < 0.1) mirror.healthy = !mirror.healthy
+          const ops: Promise<unknown>[] = []
+          for (let n = 1 + Math.floor(rnd() * 8); n > 0; n--) {
+            const r = rnd()
+            const { offset, length } = randomRange(rnd)
+            if (r < 0.45) {
+              const data = Buffer.alloc(length, (++value % 255) + 1)
+              ops.push(dev.write(offset, data, { fua: rnd() < 0.1 }))
+              data.copy(model, offset) // call order decides
+            } else if (r < 0.75) {
+              const second = randomRange(rnd)
+              const ranges = rnd() < 0.3 ? [{ offset, length }, second] : [{ offset, length }]
+              ops.push(dev.discard(ranges))
+              for (const x of ranges) model.fill(0, x.offset, x.offset + x.length)
+            } else if (!tight) {
+              // Everything called so far is in the overlay: the read sees it.
+              const want = Buffer.from(model.subarray(offset, offset + length))
+              ops.push(dev.read(offset, length).then((got) => expect(got.equals(want), `read ${offset}+${length} in round ${round}`).toBe(true)))
+            }
+          }
+          await Promise.all(ops)
+          // Everything acknowledged: storage plus the secondary's copies must hold it all.
+          expect(afterFailover(backend, mirror.journal).equals(model), `failover image after round ${round}`).toBe(true)
+          expect((await dev.read(0, SIZE)).equals(model), `whole device after round ${round}`).toBe(true)
+        }
+        await dev.flush()
+        expect(backend.durable.equals(model)).toBe(true)
+        expect(mirror.journal.stats().entries).toBe(0)
+      })
+    }
 
     it(`concurrent overlapping writes and reads: the final data follows call order (seed ${seed})`, async () => {
       const rnd = prng(seed * 7919)

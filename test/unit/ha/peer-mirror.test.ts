@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { PeerMirror, MirrorUnavailableError } from '../../../src/ha/peer-mirror.js'
 import type { PeerMessage } from '../../../src/ha/types.js'
 import { crc32c } from '../../../src/wire/digest.js'
+import { discardChecksum } from '../../../src/journal/index.js'
+import { encodeFrame } from '../../../src/peer/codec.js'
 
 function setup(over: { healthy?: () => boolean; send?: (m: PeerMessage) => boolean } = {}) {
   const sent: PeerMessage[] = []
@@ -37,6 +39,22 @@ describe('PeerMirror', () => {
     mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1 })
     expect(await p).toBe(1)
     expect(mirror.confirmed).toBe(1)
+  })
+
+  it('copies a discard as its range with a range checksum and no data, committed on the ack like a write', async () => {
+    const { mirror, sent } = setup()
+    const w = mirror.copy(write(1))
+    const d = mirror.copy({ kind: 'discard', key: { target: 'iqn.2026-11.io.iscsi-ha:t', lun: 0 }, offset: 1 << 20, length: 1 << 30, initiator: 'iqn.host', isid: '400001370000', itt: 2, receivedAtMs: 0 })
+    const copy = sent[1]!
+    if (copy.type !== 'copy') throw new Error('expected a copy')
+    expect(copy.entry).toMatchObject({ kind: 'discard', seq: 2, epoch: 4, offset: 1 << 20, length: 1 << 30, checksum: discardChecksum(1 << 20, 1 << 30) })
+    expect(copy.entry.data).toBeUndefined()
+    // A GiB of UNMAP is one small frame on the peer link.
+    expect(encodeFrame(copy).reduce((n, b) => n + b.length, 0)).toBeLessThan(200)
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 2 })
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1 })
+    expect([await w, await d]).toEqual([1, 2])
+    expect(mirror.confirmed).toBe(2)
   })
 
   it('refuses to copy without a healthy secondary, and when the link will not take it', async () => {

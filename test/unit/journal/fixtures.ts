@@ -1,10 +1,10 @@
 // Journal entries for tests.
 
-import type { JournalEntry } from '../../../src/ha/types.js'
-import { JournalError } from '../../../src/journal/index.js'
+import type { DiscardEntry, JournalEntry, WriteEntry } from '../../../src/ha/types.js'
+import { JournalError, discardChecksum } from '../../../src/journal/index.js'
 import { crc32c } from '../../../src/wire/digest.js'
 
-export function entry(seq: number, offset: number, data: Buffer | string, over: Partial<JournalEntry> = {}): JournalEntry {
+export function entry(seq: number, offset: number, data: Buffer | string, over: Partial<WriteEntry> = {}): WriteEntry {
   const buf = typeof data === 'string' ? Buffer.from(data) : data
   return {
     seq,
@@ -13,6 +13,24 @@ export function entry(seq: number, offset: number, data: Buffer | string, over: 
     offset,
     data: buf,
     checksum: crc32c(buf),
+    initiator: 'iqn.1994-05.com.redhat:host',
+    isid: '400001370000',
+    itt: seq,
+    receivedAtMs: 1000 + seq,
+    ...over,
+  }
+}
+
+/** A discard (UNMAP) of `length` bytes at `offset`: no data, checksummed over its range. */
+export function discard(seq: number, offset: number, length: number, over: Partial<DiscardEntry> = {}): DiscardEntry {
+  return {
+    kind: 'discard',
+    seq,
+    epoch: 1,
+    key: { target: 'iqn.2024-01.test:disk', lun: 0 },
+    offset,
+    length,
+    checksum: discardChecksum(offset, length),
     initiator: 'iqn.1994-05.com.redhat:host',
     isid: '400001370000',
     itt: seq,

@@ -1,9 +1,22 @@
 // The secondary's journal in memory: order, checksums, the bound, replay.
 
 import { describe, expect, it } from 'vitest'
-import { Journal, JournalError, applyToBackends } from '../../../src/journal/index.js'
+import { DISCARD_ENTRY_BYTES, Journal, JournalError, applyToBackends } from '../../../src/journal/index.js'
+import type { ByteRange } from '../../../src/scsi/provisioning.js'
 import { MemoryDevice } from '../../helpers/memory-device.js'
-import { codeOf, entry } from './fixtures.js'
+import { codeOf, discard, entry } from './fixtures.js'
+
+/** A MemoryDevice that deallocates (zeros) ranges and records each discard() call. */
+class DiscardingDevice extends MemoryDevice {
+  readonly discards: ByteRange[] = []
+  discard(ranges: readonly ByteRange[]): Promise<void> {
+    for (const r of ranges) {
+      this.discards.push({ ...r })
+      this.data.fill(0, r.offset, r.offset + r.length)
+    }
+    return Promise.resolve()
+  }
+}
 
 describe('Journal (memory)', () => {
   it('holds copies and lists them in (epoch, seq) order', async () => {
@@ -91,7 +104,7 @@ describe('Journal (memory)', () => {
       await dev.write(e.offset, e.data, { fua: false })
     })
     expect(order).toEqual(['1/1', '1/2', '1/3', '2/1'])
-    expect(r).toEqual({ replayed: 4, bytes: 15 })
+    expect(r).toEqual({ replayed: 4, bytes: 15, discardedBytes: 0 })
     expect(dev.data.subarray(0, 6).toString()).toBe('ABCCDD')
     expect(j.pending()).toEqual([])
   })
@@ -153,7 +166,7 @@ describe('applyToBackends', () => {
       flushedBeforeRemove.push(j.stats().entries)
       return k.lun === 0 ? d0 : k.lun === 1 ? d1 : d2
     })
-    expect(r).toEqual({ replayed: 3, bytes: 17, devices: 2 })
+    expect(r).toEqual({ replayed: 3, bytes: 17, discardedBytes: 0, devices: 2 })
     expect(d0.data.subarray(0, 6).toString()).toBe('second')
     expect(d0.writes.map((w) => w.fua)).toEqual([false, false])
     expect(d1.data.subarray(8, 13).toString()).toBe('other')
@@ -193,5 +206,77 @@ describe('applyToBackends', () => {
     }
     await expect(j.applyToBackends(() => d0)).rejects.toThrow('flush EIO')
     expect(j.stats().entries).toBe(1)
+  })
+})
+
+describe('Journal: discard entries (UNMAP)', () => {
+  it('holds a discard without data: no data bytes, DISCARD_ENTRY_BYTES against maxBytes', async () => {
+    const j = new Journal({ maxBytes: 3 * DISCARD_ENTRY_BYTES })
+    await j.add(discard(1, 0, 1 << 30)) // 1 GiB of UNMAP holds no memory for data
+    await j.add(discard(2, 1 << 30, 512))
+    expect(j.stats()).toMatchObject({ entries: 2, bytes: 0 })
+    expect(j.pending().map((e) => [e.kind, e.data])).toEqual([
+      ['discard', undefined],
+      ['discard', undefined],
+    ])
+    // The count of entries is bounded: a third fits, a fourth does not, a write of one byte neither.
+    await j.add(discard(3, 0, 4096))
+    expect(await codeOf(j.add(discard(4, 0, 4096)))).toBe('JOURNAL_FULL')
+    expect(await codeOf(j.add(entry(4, 0, 'x')))).toBe('JOURNAL_FULL')
+    j.complete([1, 2])
+    await j.add(entry(4, 0, Buffer.alloc(DISCARD_ENTRY_BYTES)))
+    await j.add(discard(5, 0, 4096))
+    expect(j.stats()).toMatchObject({ entries: 3, bytes: DISCARD_ENTRY_BYTES })
+  })
+
+  it('checks a discard: its range checksum, a positive length, no data', async () => {
+    const j = new Journal()
+    expect(await codeOf(j.add(discard(1, 0, 4096, { checksum: discard(1, 0, 4097).checksum })))).toBe('JOURNAL_BAD_CHECKSUM')
+    expect(await codeOf(j.add(discard(1, 0, 0)))).toBe('JOURNAL_INVALID_ENTRY')
+    expect(await codeOf(j.add(discard(1, 0, 1.5)))).toBe('JOURNAL_INVALID_ENTRY')
+    expect(await codeOf(j.add({ ...discard(1, 0, 4096), data: Buffer.alloc(1) } as never))).toBe('JOURNAL_INVALID_ENTRY')
+    expect(await codeOf(j.add({ ...entry(1, 0, 'a'), kind: 'trim' } as never))).toBe('JOURNAL_INVALID_ENTRY')
+    expect(j.stats().entries).toBe(0)
+    await j.add(discard(1, 2 ** 40, 4096))
+    expect(j.stats().entries).toBe(1)
+  })
+
+  it('replays a discard in seq order between writes: the later write wins, the earlier one is gone', async () => {
+    const j = new Journal()
+    await j.add(entry(3, 6, 'LATER'))
+    await j.add(discard(2, 2, 10))
+    await j.add(entry(1, 0, 'EARLIER-WRITE-'))
+    const dev = new DiscardingDevice(16)
+    const r = await j.applyToBackends(() => dev)
+    expect(r).toEqual({ replayed: 3, bytes: 19, discardedBytes: 10, devices: 1 })
+    expect(dev.discards).toEqual([{ offset: 2, length: 10 }])
+    expect(dev.data.toString('latin1')).toBe('EA\0\0\0\0LATER\0E-\0\0')
+    expect(dev.flushes).toBe(1)
+    expect(j.pending()).toEqual([])
+  })
+
+  it('on a device without discard(), replay writes zeros over the range', async () => {
+    const j = new Journal()
+    const dev = new MemoryDevice(3 << 20)
+    dev.data.fill(7)
+    await j.add(discard(1, 1000, (2 << 20) + 5))
+    await j.applyToBackends(() => dev)
+    expect(dev.data.subarray(1000, 1000 + (2 << 20) + 5).every((b) => b === 0)).toBe(true)
+    expect([dev.data[999], dev.data[1000 + (2 << 20) + 5]]).toEqual([7, 7])
+  })
+
+  it('applies nothing when a discard lies outside its device, and verifies discard checksums first', async () => {
+    const j = new Journal()
+    const dev = new DiscardingDevice(8192)
+    await j.add(entry(1, 0, 'a'))
+    await j.add(discard(2, 4096, 8192))
+    expect(await codeOf(j.applyToBackends(() => dev))).toBe('JOURNAL_OUT_OF_RANGE')
+    expect([dev.writes, dev.discards]).toEqual([[], []])
+    const k = new Journal()
+    const d = discard(1, 0, 4096)
+    await k.add(d)
+    ;(d as { length: number }).length = 8192 // damaged in memory after it was accepted
+    expect(await codeOf(k.applyToBackends(() => dev))).toBe('JOURNAL_BAD_CHECKSUM')
+    expect(dev.discards).toEqual([])
   })
 })

@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { JournalEntry } from '../../../src/ha/types.js'
-import { JOURNAL_FILE, Journal, JournalError, entryRecordLength } from '../../../src/journal/index.js'
+import { FORMAT_VERSION, JOURNAL_FILE, Journal, JournalError, entryRecordLength } from '../../../src/journal/index.js'
+import { encodeFileHeader } from '../../../src/journal/format.js'
+import { openBackend } from '../../../src/storage/index.js'
 import { MemoryDevice } from '../../helpers/memory-device.js'
-import { codeOf, entry } from './fixtures.js'
+import { codeOf, discard, entry } from './fixtures.js'
 
 const HEADER = 32
 
@@ -31,7 +33,12 @@ async function openJ(dir: string, opts: Parameters<typeof Journal.open>[1] = {})
 }
 
 function summary(es: JournalEntry[]): string[] {
-  return es.map((e) => `${e.epoch}/${e.seq}@${e.offset}:${e.data.toString('hex')}`)
+  return es.map((e) => `${e.epoch}/${e.seq}@${e.offset}:${e.kind === 'discard' ? `discard ${e.length}` : e.data.toString('hex')}`)
+}
+
+/** The format version in a journal file's header. */
+async function fileVersion(dir: string): Promise<number> {
+  return (await readFile(join(dir, JOURNAL_FILE))).readUInt16LE(8)
 }
 
 /** A crash: the bytes of `from`'s journal file (as the disk has them) in a fresh directory. */
@@ -192,11 +199,12 @@ describe('Journal (persisted)', () => {
       return b
     })
     expect(await codeOf(Journal.open(bad, { readOnly: true }))).toBe('JOURNAL_CORRUPT')
-    const v2 = await crashCopy(dir, 'h2', (b) => {
-      b.writeUInt16LE(2, 8)
+    const v3 = await crashCopy(dir, 'h2', (b) => {
+      b.writeUInt16LE(FORMAT_VERSION + 1, 8)
       return b
     })
-    expect(await codeOf(Journal.open(v2, { readOnly: true }))).toBe('JOURNAL_UNSUPPORTED_VERSION')
+    expect(await codeOf(Journal.open(v3, { readOnly: true }))).toBe('JOURNAL_UNSUPPORTED_VERSION')
+    expect((await Journal.open(v3, { readOnly: true }).catch((e: Error) => e)).message).toMatch(/reads versions 1 to 2/)
     expect(await codeOf(Journal.open(join(root, 'none'), { readOnly: true }))).toBe('JOURNAL_NOT_FOUND')
   })
 
@@ -257,7 +265,7 @@ describe('Journal (persisted)', () => {
     const d = await crashCopy(dir, 'p2')
     const k = await openJ(d)
     const dev = new MemoryDevice(8)
-    expect(await k.applyToBackends(() => dev)).toEqual({ replayed: 2, bytes: 6, devices: 1 })
+    expect(await k.applyToBackends(() => dev)).toEqual({ replayed: 2, bytes: 6, discardedBytes: 0, devices: 1 })
     expect(dev.data.subarray(0, 4).toString()).toBe('BBAA')
     await k.close()
     const m = await openJ(d, { readOnly: true })
@@ -292,5 +300,127 @@ describe('Journal (persisted)', () => {
     await truncate(join(dir, JOURNAL_FILE), HEADER)
     await (await openJ(dir)).close()
     expect(await readdir(dir)).toEqual([JOURNAL_FILE])
+  })
+})
+
+describe('Journal (persisted): discard entries', () => {
+  it('persists a discard with every field; the file becomes version 2 at its first discard, not before', async () => {
+    const dir = join(root, 'd')
+    const j = await openJ(dir)
+    await j.add(entry(1, 0, 'before'))
+    await j.sync()
+    expect(await fileVersion(dir)).toBe(1) // no discard yet: still readable by builds that know version 1 only
+    const d = discard(2, 2 ** 45, 2 ** 50, { key: { target: 'iqn.x:ü', lun: 9 }, itt: 0xfffffffe, receivedAtMs: 1.7e12 + 0.25 })
+    await j.add(d)
+    await j.add(entry(3, 4096, Buffer.alloc(4096, 3)))
+    expect(await fileVersion(dir)).toBe(2)
+    expect(j.stats()).toMatchObject({ entries: 3, bytes: 6 + 4096 })
+    await j.close()
+    const k = await openJ(dir, { readOnly: true })
+    expect(k.pending()).toEqual([entry(1, 0, 'before'), d, entry(3, 4096, Buffer.alloc(4096, 3))])
+    expect(k.loadInfo).toMatchObject({ version: 2, records: 3, ignoredTailBytes: 0 })
+    expect(entryRecordLength(d)).toBe(8 + 64 + Buffer.byteLength('iqn.x:ü') + d.initiator.length + d.isid.length + 4)
+  })
+
+  it('a journal that never held a discard stays version 1', async () => {
+    const dir = join(root, 'v1')
+    const j = await openJ(dir)
+    await j.add(entry(1, 0, 'a'))
+    j.complete([1])
+    await j.close()
+    expect(await fileVersion(dir)).toBe(1)
+    expect((await openJ(dir, { readOnly: true })).loadInfo!.version).toBe(1)
+  })
+
+  it('reads a discard record under a version 1 header (a crash before the header rewrite reached the disk)', async () => {
+    const dir = join(root, 'dv')
+    const j = await openJ(dir)
+    await j.add(discard(1, 0, 8192))
+    await j.close()
+    const d = await crashCopy(dir, 'dv1', (b) => {
+      const h = encodeFileHeader({ createdAtMs: b.readDoubleLE(16), generation: b.readUInt32LE(24), version: 1 })
+      h.copy(b, 0)
+      return b
+    })
+    const k = await openJ(d)
+    expect(k.pending()).toEqual([discard(1, 0, 8192)])
+    await k.add(discard(2, 0, 512))
+    await k.close()
+    expect(await fileVersion(d)).toBe(2) // the next discard appended puts the header right
+  })
+
+  it('completes, replaces and clears discards like writes; a torn discard record is ignored at any cut', async () => {
+    const dir = join(root, 'dt')
+    const j = await openJ(dir)
+    await j.add(discard(1, 0, 4096))
+    await j.add(discard(1, 0, 8192)) // a resend replaces it
+    await j.add(entry(2, 0, 'w'))
+    const last = discard(3, 512, 1024)
+    await j.add(last)
+    j.complete([2])
+    await j.close()
+    const k = await openJ(dir, { readOnly: true })
+    expect(summary(k.pending())).toEqual(['1/1@0:discard 8192', '1/3@512:discard 1024'])
+    await k.close()
+    const full = (await stat(join(dir, JOURNAL_FILE))).size
+    const completeRecord = 8 + 16 + 8 + 4
+    const lastEnd = full - completeRecord
+    for (let cut = lastEnd - entryRecordLength(last); cut < lastEnd; cut++) {
+      const d = await crashCopy(dir, 'dtc', (b) => b.subarray(0, cut))
+      const m = await Journal.open(d, { readOnly: true })
+      expect(m.pending().map((e) => e.seq), `cut at ${cut}`).toEqual([1, 2])
+      await m.close()
+    }
+  })
+
+  it('compaction keeps the live discards and the file version', async () => {
+    const dir = join(root, 'dk')
+    const j = await openJ(dir, { compactMinBytes: 32 * 1024, compactDeadRatio: 0.75 })
+    let seq = 0
+    const live: number[] = []
+    for (let round = 0; round < 10; round++) {
+      const batch: number[] = []
+      for (let i = 0; i < 8; i++) batch.push(++seq)
+      await Promise.all(batch.map((s) => (s % 2 ? j.add(entry(s, s * 1024, Buffer.alloc(1024, s & 0xff))) : j.add(discard(s, s * 4096, 4096)))))
+      live.push(batch[1]!) // a discard
+      j.complete(batch.filter((s) => s !== batch[1]))
+    }
+    await j.add(entry(++seq, 0, 'last'))
+    live.push(seq)
+    await j.sync()
+    expect(j.stats().compactions).toBeGreaterThan(0)
+    await j.close()
+    const k = await openJ(dir, { readOnly: true })
+    expect(k.pending().map((e) => e.seq)).toEqual(live)
+    expect(k.pending().slice(0, -1).every((e) => e.kind === 'discard' && e.length === 4096 && e.offset === e.seq * 4096)).toBe(true)
+    expect(k.loadInfo!.version).toBe(2)
+  })
+
+  it('offline replay of a discard punches a hole in a sparse LUN file: its blocks go back, the range reads zeros', async () => {
+    const lun = join(root, 'lun.img')
+    const size = 8 << 20
+    const backend = await openBackend({ path: lun, sizeBytes: size, io: 'threadpool' })
+    await backend.write(0, Buffer.alloc(size, 0x5a), { fua: true })
+    const before = (await stat(lun)).blocks * 512
+    const dir = join(root, 'dr')
+    const j = await openJ(dir)
+    await j.add(entry(1, 1 << 20, Buffer.alloc(4096, 1))) // overwritten by the discard
+    await j.add(discard(2, 1 << 20, 6 << 20))
+    await j.add(entry(3, 4 << 20, Buffer.alloc(4096, 3))) // lands inside the hole afterwards
+    // Both controllers die; `iscsi-ha replay` opens the journal and the LUN.
+    const d = await crashCopy(dir, 'dr2')
+    const k = await openJ(d)
+    expect(await k.applyToBackends(() => backend)).toEqual({ replayed: 3, bytes: 8192, discardedBytes: 6 << 20, devices: 1 })
+    const after = (await stat(lun)).blocks * 512
+    expect(before).toBeGreaterThanOrEqual(size)
+    expect(before - after).toBeGreaterThanOrEqual((6 << 20) - 2 * 4096 - 64 * 1024)
+    const img = await backend.read(0, size)
+    expect(img.subarray(0, 1 << 20).every((b) => b === 0x5a)).toBe(true)
+    expect(img.subarray(1 << 20, 4 << 20).every((b) => b === 0)).toBe(true)
+    expect(img.subarray(4 << 20, (4 << 20) + 4096).every((b) => b === 3)).toBe(true)
+    expect(img.subarray((4 << 20) + 4096, 7 << 20).every((b) => b === 0)).toBe(true)
+    expect(img.subarray(7 << 20).every((b) => b === 0x5a)).toBe(true)
+    expect(k.pending()).toEqual([])
+    await backend.close()
   })
 })

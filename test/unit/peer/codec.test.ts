@@ -4,6 +4,8 @@ import {
   DEFAULT_MAX_FRAME_LENGTH,
   FRAME_HEADER_LENGTH,
   FrameDecoder,
+  FrameFlag,
+  PEER_PROTOCOL_VERSION,
   encodeFrame,
   encodeFrameToBuffer,
   isControlFrame,
@@ -12,14 +14,15 @@ import {
   type Frame,
 } from '../../../src/peer/codec.js'
 import { PeerProtocolError, type PeerErrorCode } from '../../../src/peer/errors.js'
-import { entry, fixCrc, fixtures, pattern } from './fixtures.js'
+import { discard, entry, fixCrc, fixtures, pattern } from './fixtures.js'
+import { discardChecksum } from '../../../src/journal/entry.js'
 
 function decodeAll(chunks: Buffer[], opts: { ownData?: boolean; maxFrameLength?: number } = {}): Frame[] {
   const out: Frame[] = []
   const d = new FrameDecoder({
     onFrame: (f) => {
       // Views are only valid during the callback: keep a copy for the comparison.
-      if (f.type === 'copy' && !opts.ownData) out.push({ type: 'copy', entry: { ...f.entry, data: Buffer.from(f.entry.data) } })
+      if (f.type === 'copy' && f.entry.kind !== 'discard' && !opts.ownData) out.push({ type: 'copy', entry: { ...f.entry, data: Buffer.from(f.entry.data) } })
       else out.push(f)
     },
     ...opts,
@@ -152,6 +155,77 @@ describe('peer frame codec: copy data segment', () => {
   })
 })
 
+describe('peer frame codec: discard copies', () => {
+  it('carry the range in the payload, the Discard flag, and no data segment', () => {
+    const e = discard(1 << 20, 64 << 20)
+    const segments = encodeFrame({ type: 'copy', entry: e })
+    expect(segments).toHaveLength(1)
+    const b = segments[0]!
+    expect(b[4]).toBe(PEER_PROTOCOL_VERSION)
+    expect(b[6]).toBe(FrameFlag.Discard)
+    expect(b.readUInt32BE(12)).toBe(0) // no data: 64 MiB of UNMAP is a frame of about 150 bytes
+    expect(b.length).toBeLessThan(200)
+    expect(b.readUInt32BE(b.length - 4)).toBe(64 << 20) // the length, last in the payload
+    expect(decodeAll([b])).toEqual([{ type: 'copy', entry: e }])
+  })
+
+  it('a write decodes without a kind, a discard with kind "discard" (never with data)', () => {
+    const frames = decodeAll([encodeFrameToBuffer({ type: 'copy', entry: entry(pattern(8, 1)) }), encodeFrameToBuffer({ type: 'copy', entry: discard(0, 512) })])
+    expect(frames.map((f) => f.type === 'copy' && [f.entry.kind, f.entry.data?.length])).toEqual([
+      [undefined, 8],
+      ['discard', undefined],
+    ])
+  })
+
+  it("PEER_BAD_CHECKSUM when the range does not match the entry's checksum", () => {
+    const wrong = encodeFrameToBuffer({ type: 'copy', entry: discard(4096, 8192, { checksum: discardChecksum(4096, 8193) }) })
+    const err = expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(wrong), 'PEER_BAD_CHECKSUM')
+    expect(err.message).toMatch(/discard seq 43/)
+    // A length changed on the way (CRC fixed up, as a buggy sender would produce) is caught too.
+    const b = encodeFrameToBuffer({ type: 'copy', entry: discard(4096, 8192) })
+    b.writeUInt32BE(8193, b.length - 4)
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(b)), 'PEER_BAD_CHECKSUM')
+  })
+
+  it('PEER_MALFORMED: the flag on another frame type, unknown flag bits, a discard with data or without its length', () => {
+    const hb = encodeFrameToBuffer(fixtures[6]!.frame)
+    const d = encodeFrameToBuffer({ type: 'copy', entry: discard(0, 4096) })
+    const w = encodeFrameToBuffer({ type: 'copy', entry: entry(Buffer.alloc(0)) })
+    const cases: Buffer[] = []
+    const flagged = Buffer.from(hb)
+    flagged[6] = FrameFlag.Discard
+    cases.push(flagged)
+    for (const bits of [0x02, 0x03, 0x80]) {
+      const x = Buffer.from(d)
+      x[6] = bits
+      cases.push(x)
+    }
+    // The flag on a write's copy: its payload has no length behind the isid.
+    const asDiscard = Buffer.from(w)
+    asDiscard[6] = FrameFlag.Discard
+    cases.push(asDiscard)
+    // A discard without its flag: 8 trailing bytes in a write's copy.
+    const unflagged = Buffer.from(d)
+    unflagged[6] = 0
+    cases.push(unflagged)
+    // A discard with a data segment.
+    const withData = Buffer.concat([d, Buffer.alloc(4)])
+    withData.writeUInt32BE(4, 12)
+    cases.push(withData)
+    // A length above 2^53.
+    const huge = Buffer.from(d)
+    huge.writeUInt32BE(0x00400000, huge.length - 8)
+    cases.push(huge)
+    for (const b of cases) expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(b)), 'PEER_MALFORMED')
+  })
+
+  it('refuses to encode a discard the format cannot carry', () => {
+    expect(() => encodeFrame({ type: 'copy', entry: discard(0, -1) })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'copy', entry: discard(0, 2 ** 53) })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'copy', entry: { ...discard(0, 1), data: Buffer.alloc(1) } as never })).toThrow(TypeError)
+  })
+})
+
 describe('peer frame codec: errors', () => {
   const hb = encodeFrameToBuffer(fixtures[6]!.frame)
 
@@ -195,7 +269,7 @@ describe('peer frame codec: errors', () => {
 
   it('PEER_BAD_VERSION as soon as byte 4 arrives', () => {
     const b = Buffer.from(hb)
-    b[4] = 2
+    b[4] = PEER_PROTOCOL_VERSION + 1
     expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(b.subarray(0, 5)), 'PEER_BAD_VERSION')
   })
 

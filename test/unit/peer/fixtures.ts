@@ -1,7 +1,8 @@
 // Frames of every type, for the codec tests, the fuzzers and the bench.
 
 import { crc32c } from '../../../src/wire/digest.js'
-import type { JournalEntry } from '../../../src/ha/types.js'
+import type { DiscardEntry, JournalEntry, WriteEntry } from '../../../src/ha/types.js'
+import { discardChecksum } from '../../../src/journal/entry.js'
 import { FRAME_HEADER_LENGTH, type Frame } from '../../../src/peer/codec.js'
 
 /** Deterministic bytes (xorshift32). */
@@ -19,7 +20,7 @@ export function pattern(n: number, seed = 1): Buffer {
   return b
 }
 
-export function entry(data: Buffer, over: Partial<JournalEntry> = {}): JournalEntry {
+export function entry(data: Buffer, over: Partial<WriteEntry> = {}): JournalEntry {
   return {
     seq: 42,
     epoch: 7,
@@ -31,6 +32,24 @@ export function entry(data: Buffer, over: Partial<JournalEntry> = {}): JournalEn
     isid: '400001370000',
     itt: 0xdeadbeef,
     receivedAtMs: 1_700_000_000_123.5,
+    ...over,
+  }
+}
+
+/** A discard (UNMAP) copy: a range and no data. */
+export function discard(offset: number, length: number, over: Partial<DiscardEntry> = {}): DiscardEntry {
+  return {
+    kind: 'discard',
+    seq: 43,
+    epoch: 7,
+    key: { target: 'iqn.2024-01.io.example:disk0', lun: 3 },
+    offset,
+    length,
+    checksum: discardChecksum(offset, length),
+    initiator: 'iqn.1993-08.org.debian:01:host-ü',
+    isid: '400001370000',
+    itt: 0xdeadbef0,
+    receivedAtMs: 1_700_000_000_124.5,
     ...over,
   }
 }
@@ -74,6 +93,8 @@ export const fixtures: { name: string; frame: Frame }[] = [
   { name: 'handover-ready', frame: { type: 'handover-ready', epoch: 12, lastSeq: 41 } },
   { name: 'sync', frame: { type: 'sync', epoch: 12, generation: 3 } },
   { name: 'sync-ack', frame: { type: 'sync-ack', epoch: 12, generation: 3 } },
+  { name: 'copy (discard)', frame: { type: 'copy', entry: discard(2 ** 40, 256 * 1024 * 1024) } },
+  { name: 'copy (discard, huge range)', frame: { type: 'copy', entry: discard(0, 2 ** 52, { seq: 2 ** 53 - 1, initiator: '', isid: '' }) } },
 ]
 
 /** Recompute a frame's CRC after a test modified its header or payload. */

@@ -8,6 +8,7 @@ import {
   FRAME_HEADER_LENGTH,
   FRAME_MAGIC,
   FrameDecoder,
+  PEER_PROTOCOL_VERSION,
   encodeFrame,
   encodeFrameToBuffer,
   type Frame,
@@ -106,7 +107,7 @@ function randomInput(rng: Rng): { bytes: Buffer; canonical: boolean } {
     case 0:
       return { bytes: rng.bytes(rng.int(200)), canonical: false }
     case 1: {
-      const header = Buffer.concat([FRAME_MAGIC, Buffer.from([1]), rng.bytes(15 + rng.int(100))])
+      const header = Buffer.concat([FRAME_MAGIC, Buffer.from([PEER_PROTOCOL_VERSION]), rng.bytes(15 + rng.int(100))])
       return { bytes: rng.int(2) === 0 ? fixCrc(header) : header, canonical: false }
     }
     case 2: {
@@ -125,7 +126,7 @@ function randomInput(rng: Rng): { bytes: Buffer; canonical: boolean } {
 describe('peer codec fuzz', () => {
   it(`decoder: ${ITERATIONS} random and mutated inputs only ever raise PeerProtocolError`, () => {
     const rng = prng(0x5eed)
-    const tally = { frames: 0, errors: 0, partial: 0, canonical: 0 }
+    const tally = { frames: 0, errors: 0, partial: 0, canonical: 0, discards: 0 }
     const byCode = new Map<string, number>()
     for (let iter = 0; iter < ITERATIONS; iter++) {
       const { bytes, canonical } = randomInput(rng)
@@ -136,6 +137,7 @@ describe('peer codec fuzz', () => {
         initialBufferSize: 16 + rng.int(64),
         onFrame: (f) => {
           frames.push(f)
+          if (f.type === 'copy' && f.entry.kind === 'discard') tally.discards++
           // Anything decoded must encode again.
           encodeFrame(f)
         },
@@ -176,6 +178,8 @@ describe('peer codec fuzz', () => {
     expect(tally.frames).toBeGreaterThan(ITERATIONS / 10)
     expect(tally.partial).toBeGreaterThan(100)
     expect(tally.canonical).toBeGreaterThan(1000)
+    // Discard copies (FrameFlag.Discard) are in the corpus and decode, mutated ones included.
+    expect(tally.discards).toBeGreaterThan(100)
   })
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FrameDecoder, encodeFrameToBuffer, type Frame, type HandshakeFrame } from '../../../src/peer/codec.js'
+import { FrameDecoder, PEER_PROTOCOL_VERSION, encodeFrameToBuffer, type Frame, type HandshakeFrame } from '../../../src/peer/codec.js'
 import { Handshake, computeProof, type HandshakeOptions, type HandshakeStep } from '../../../src/peer/handshake.js'
 
 const CLUSTER = 'f00d'.repeat(16)
@@ -95,7 +95,7 @@ describe('peer handshake', () => {
     expect(proof?.type).toBe('proof')
     const expected = computeProof(Buffer.from(SECRET), {
       senderSide: 'acceptor',
-      version: 1,
+      version: PEER_PROTOCOL_VERSION,
       senderNonce: Buffer.alloc(32, 0xbb),
       receiverNonce: Buffer.alloc(32, 0xaa),
       senderName: 'node-b',
@@ -123,7 +123,7 @@ describe('peer handshake', () => {
     expect(reply.status).toBe('pending')
     const forged = computeProof(Buffer.from('guess'), {
       senderSide: 'dialer',
-      version: 1,
+      version: PEER_PROTOCOL_VERSION,
       senderNonce: impostor.nonce,
       receiverNonce: acceptor.nonce,
       senderName: 'node-a',
@@ -146,7 +146,7 @@ describe('peer handshake', () => {
   })
 
   it('an unsupported version is refused', () => {
-    const r = run(make('dialer', { version: 2 }), make('acceptor'))
+    const r = run(make('dialer', { version: PEER_PROTOCOL_VERSION + 1 }), make('acceptor'))
     expect(r.a.refusal).toMatchObject({ reason: 'unsupported-version', by: 'us' })
     expect(r.d.refusal).toMatchObject({ reason: 'unsupported-version', by: 'peer' })
   })
@@ -167,14 +167,14 @@ describe('peer handshake', () => {
 
   it('reflection: our own nonce sent back is refused, also across connections', () => {
     const acceptor = make('acceptor')
-    const mirrored = { type: 'hello', version: 1, clusterId: CLUSTER, nodeName: 'node-a', nonce: acceptor.nonce } as const
+    const mirrored = { type: 'hello', version: PEER_PROTOCOL_VERSION, clusterId: CLUSTER, nodeName: 'node-a', nonce: acceptor.nonce } as const
     expect(acceptor.receive(mirrored).refusal).toMatchObject({ reason: 'reflected-nonce' })
 
     // Our dialer's nonce replayed as the HELLO of a connection we accept.
     const live = new Set<string>()
     const ourDial = make('dialer', { self: 'node-b', peer: 'node-a', nonces: live, randomBytes: fixed(7) })
     const ourAccept = make('acceptor', { nonces: live, randomBytes: fixed(8) })
-    const hello = { type: 'hello', version: 1, clusterId: CLUSTER, nodeName: 'node-a', nonce: ourDial.nonce } as const
+    const hello = { type: 'hello', version: PEER_PROTOCOL_VERSION, clusterId: CLUSTER, nodeName: 'node-a', nonce: ourDial.nonce } as const
     expect(ourAccept.receive(hello).refusal).toMatchObject({ reason: 'reflected-nonce' })
     ourDial.dispose()
     expect(live.size).toBe(0)
@@ -184,7 +184,7 @@ describe('peer handshake', () => {
     // The attacker dials node-b as "node-a" and gets node-b's acceptor proof ...
     const victim = make('acceptor')
     const attackerNonce = Buffer.alloc(32, 0x11)
-    const reply = victim.receive({ type: 'hello', version: 1, clusterId: CLUSTER, nodeName: 'node-a', nonce: attackerNonce })
+    const reply = victim.receive({ type: 'hello', version: PEER_PROTOCOL_VERSION, clusterId: CLUSTER, nodeName: 'node-a', nonce: attackerNonce })
     const victimProof = reply.send[1]
     expect(victimProof?.type).toBe('proof')
     // ... and hands it straight back as the dialer's proof.
@@ -200,7 +200,7 @@ describe('peer handshake', () => {
     acceptor.receive(old.start().send[0]!)
     const stale = computeProof(Buffer.from(SECRET), {
       senderSide: 'dialer',
-      version: 1,
+      version: PEER_PROTOCOL_VERSION,
       senderNonce: Buffer.alloc(32, 0xaa),
       receiverNonce: Buffer.alloc(32, 0xbb), // the old acceptor nonce
       senderName: 'node-a',

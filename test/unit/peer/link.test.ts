@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Socket } from 'node:net'
 import type { PeerMessage, Role } from '../../../src/ha/types.js'
 import { createLogger, type Logger } from '../../../src/node/log.js'
-import { FrameDecoder, encodeFrameToBuffer, type Frame } from '../../../src/peer/codec.js'
+import { FrameDecoder, PEER_PROTOCOL_VERSION, encodeFrameToBuffer, type Frame } from '../../../src/peer/codec.js'
 import { Handshake, computeProof } from '../../../src/peer/handshake.js'
 import { PeerLink, type PeerAddress, type PeerLinkOptions } from '../../../src/peer/link.js'
 import { entry, pattern } from './fixtures.js'
@@ -270,7 +270,7 @@ describe('PeerLink', () => {
     expect(hello.type).toBe('hello')
     const forged = computeProof(Buffer.from('wrong'), {
       senderSide: 'dialer',
-      version: 1,
+      version: PEER_PROTOCOL_VERSION,
       senderNonce: hs.nonce,
       receiverNonce: hello.type === 'hello' ? hello.nonce : Buffer.alloc(32),
       senderName: 'beta',
