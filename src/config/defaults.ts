@@ -1,4 +1,5 @@
 // Defaults, the embedded default configuration, and node selection.
+import type { IoMode } from '../storage/inline-io.js'
 import { resolve } from 'node:path'
 import { parseAddress, type HostPort } from './address.js'
 import { ConfigError } from './errors.js'
@@ -36,6 +37,13 @@ export function defaultPhysicalBlockSize(blockSize: number): number {
  * pool; an administrator must choose to allow that. BLOCK ERASE is always offered.
  */
 export const DEFAULT_SANITIZE_OVERWRITE = false
+
+/**
+ * `io` when it is not given: 'auto'. Reads and writes run on the event-loop thread while the
+ * page cache answers them, and move to the thread pool for a while when storage is slow; a file
+ * on a network or cluster file system always uses the thread pool (src/storage/inline-io.ts).
+ */
+export const DEFAULT_IO_MODE: IoMode = 'auto'
 
 /** The values `physical_block_size` may take with `blockSize`-byte logical blocks. */
 export function physicalBlockSizes(blockSize: number): number[] {
@@ -93,6 +101,7 @@ export function defaultConfig(dataDir: string = DEFAULT_DATA_DIR): ClusterConfig
             readOnly: false,
             writeCache: true,
             removable: false,
+            io: DEFAULT_IO_MODE,
           },
         ],
       },

@@ -16,6 +16,7 @@ import {
   DEFAULT_ADMIN_ADDRESS,
   DEFAULT_HA,
   DEFAULT_JOURNAL_BYTES,
+  DEFAULT_IO_MODE,
   DEFAULT_SANITIZE_OVERWRITE,
   DEFAULT_TPGT,
   ISCSI_PORT,
@@ -28,6 +29,7 @@ import { ConfigError, type ConfigProblem } from './errors.js'
 import { parseIscsiName } from './names.js'
 import { SIZE_HINT, parseSize } from './size.js'
 import { closest } from './suggest.js'
+import type { IoMode } from '../storage/inline-io.js'
 import type {
   BlockSize,
   ChapConfig,
@@ -255,7 +257,8 @@ const ROOT_KEYS = ['targets', 'nodes', 'service', 'peer_secret', 'iscsi', 'ha', 
 const HA_KEYS = ['heartbeat_interval_ms', 'dead_after_ms', 'lease_duration_ms', 'lease_renew_ms', 'fence_after_ms', 'ack_timeout_ms', 'lease_path'] as const
 const JOURNAL_KEYS = ['max_bytes', 'dir'] as const
 const TARGET_KEYS = ['iqn', 'alias', 'tpgt', 'luns', 'chap', 'initiators'] as const
-const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'physical_block_size', 'read_only', 'write_cache', 'removable', 'sanitize_overwrite', 'serial'] as const
+const LUN_KEYS = ['lun', 'path', 'size', 'block_size', 'physical_block_size', 'read_only', 'write_cache', 'removable', 'sanitize_overwrite', 'io', 'serial'] as const
+const IO_MODES = ['auto', 'inline', 'threadpool'] as const
 const CHAP_KEYS = ['user', 'secret', 'mutual_user', 'mutual_secret'] as const
 const NODE_KEYS = ['portal', 'admin', 'peer'] as const
 const SERVICE_KEYS = ['address', 'interface', 'prefix'] as const
@@ -348,6 +351,15 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
   // Opt-in: OVERWRITE allocates every block of a thin LUN (DEFAULT_SANITIZE_OVERWRITE says why).
   const soE = m.get('sanitize_overwrite')
   const sanitizeOverwrite = soE ? bool(ctx, soE, join(field, 'sanitize_overwrite')) : DEFAULT_SANITIZE_OVERWRITE
+  let io: IoMode = DEFAULT_IO_MODE
+  const ioE = m.get('io')
+  if (ioE) {
+    const v = str(ctx, ioE, join(field, 'io'), 'auto, inline or threadpool')
+    if (v !== undefined) {
+      if ((IO_MODES as readonly string[]).includes(v)) io = v as IoMode
+      else ctx.add(spot(ioE), join(field, 'io'), `must be auto, inline or threadpool, found ${JSON.stringify(v)}`)
+    }
+  }
 
   let serial: string | undefined
   const serialE = m.get('serial')
@@ -371,6 +383,7 @@ function parseLun(ctx: Ctx, raw: YamlNode, field: string, luns: WeakMap<LunConfi
     readOnly: readOnly ?? false,
     writeCache: writeCache ?? true,
     removable: removable ?? false,
+    io,
   }
   if (sizeBytes !== undefined) out.sizeBytes = sizeBytes
   if (serial !== undefined) out.serial = serial

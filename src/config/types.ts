@@ -1,5 +1,6 @@
 // The validated configuration, as the rest of iscsi-ha sees it. Field names are the camelCase of
 // the YAML keys; sizes are byte counts; paths are absolute; addresses are parsed.
+import type { IoMode } from '../storage/inline-io.js'
 import type { HostPort } from './address.js'
 
 export type { HostPort } from './address.js'
@@ -27,6 +28,11 @@ export interface LunConfig {
    */
   sanitizeOverwrite: boolean
   readOnly: boolean
+  /**
+   * Where reads and writes run: 'auto' (default; inline on the event loop while the page cache
+   * answers, the thread pool when storage is slow or remote), 'inline', or 'threadpool'.
+   */
+  io: IoMode
   /** Report a volatile write cache (WCE=1); the engine then honours SYNCHRONIZE CACHE and FUA. Default true. */
   writeCache: boolean
   /**

@@ -108,7 +108,7 @@ export class Controller {
       for (const l of t.luns) {
         // A new sparse file may live in a folder that does not exist yet (the default's data dir).
         if (l.sizeBytes !== undefined) await mkdir(dirname(l.path), { recursive: true })
-        const backend = await openBackend({ path: l.path, sizeBytes: l.sizeBytes, readOnly: l.readOnly })
+        const backend = await openBackend({ path: l.path, sizeBytes: l.sizeBytes, readOnly: l.readOnly, io: l.io })
         const id = deriveIdentity(t.iqn, l.lun, l.serial)
         const device = this.opts.wrapDevice ? this.opts.wrapDevice(backend, { target: t.iqn, lun: l.lun }) : backend
         const unit = new DiskLogicalUnit({

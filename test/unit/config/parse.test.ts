@@ -60,6 +60,7 @@ targets:
         read_only: true
         write_cache: false
         sanitize_overwrite: true
+        io: threadpool
         serial: DISK1B
       - lun: 0
         path: /dev/sdz
@@ -113,7 +114,7 @@ describe('parseConfig: valid files', () => {
       alias: 'disk1',
       tpgt: 2,
       luns: [
-        { lun: 0, path: '/dev/sdz', blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false },
+        { lun: 0, path: '/dev/sdz', blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false, io: 'auto' },
         {
           lun: 1,
           path: '/etc/iscsi-ha/data/disk1-b.img',
@@ -124,6 +125,7 @@ describe('parseConfig: valid files', () => {
           readOnly: true,
           writeCache: false,
           removable: false,
+          io: 'threadpool',
           serial: 'DISK1B',
         },
       ],
@@ -133,7 +135,7 @@ describe('parseConfig: valid files', () => {
     expect(t2).toEqual({
       iqn: 'eui.02004567a425678d',
       tpgt: 1,
-      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false }],
+      luns: [{ lun: 0, path: '/etc/iscsi-ha/disk2.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false, io: 'auto' }],
     })
     expect(cfg.nodes.a).toEqual({
       name: 'a',
@@ -271,6 +273,32 @@ ${tail}`), 'disk.yaml').targets[0]!.luns[0]!
     expect(lun('').sanitizeOverwrite).toBe(false)
     expect(lun('        sanitize_overwrite: true\n').sanitizeOverwrite).toBe(true)
     expect(lun('        sanitize_overwrite: false\n').sanitizeOverwrite).toBe(false)
+  })
+
+  it('io: auto by default; auto, inline or threadpool when given; anything else names the field', () => {
+    const yaml = (tail: string): string =>
+      withTarget(`  - iqn: iqn.2026-11.io.iscsi-ha:disk1
+    luns:
+      - lun: 0
+        path: ./disk1.img
+        size: 1M
+${tail}`)
+    const lun = (tail: string) => parseConfig(yaml(tail), 'disk.yaml').targets[0]!.luns[0]!
+    expect(lun('').io).toBe('auto')
+    for (const mode of ['auto', 'inline', 'threadpool'] as const) expect(lun(`        io: ${mode}\n`).io).toBe(mode)
+    for (const [bad, found] of [['sync', '"sync"'], ['1', 'number 1']] as const) {
+      let err: unknown
+      try {
+        parseConfig(yaml(`        io: ${bad}\n`), 'disk.yaml')
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(ConfigError)
+      const p = (err as ConfigError).problems[0]!
+      expect(p.field).toBe('targets[0].luns[0].io')
+      expect(p.line).toBe(7)
+      expect(p.message).toContain(found)
+    }
   })
 
   it('a bad sanitize_overwrite is reported with file, line and field, alongside other problems', () => {
@@ -501,7 +529,7 @@ describe('defaultConfig / exampleConfigYaml / selectNode', () => {
         iqn: 'iqn.2026-11.io.iscsi-ha:default',
         alias: 'default',
         tpgt: 1,
-        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false }],
+        luns: [{ lun: 0, path: '/var/lib/iscsi-ha/lun0.img', sizeBytes: 1024 ** 3, blockSize: 512, physicalBlockSize: 512, sanitizeOverwrite: false, readOnly: false, writeCache: true, removable: false, io: 'auto' }],
       },
     ])
     expect(cfg.nodes.a?.portal).toMatchObject({ host: '127.0.0.1', port: 3260 })

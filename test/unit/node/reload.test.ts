@@ -123,6 +123,7 @@ describe('planReload', () => {
       'targets[0].alias',
       'targets[0].chap',
       'targets[0].luns[0].block_size',
+      'targets[0].luns[0].physical_block_size', // its default follows block_size
       'targets[0].luns[0].write_cache',
       'targets[0].luns[1].path',
       'targets[0].luns[1].size',
