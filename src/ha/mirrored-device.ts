@@ -24,7 +24,7 @@
 // later acknowledged write has replaced on storage (as far as `completed` reaches it).
 
 import type { BlockDevice } from '../scsi/types.js'
-import { canDiscard, type ByteRange } from '../scsi/provisioning.js'
+import { canDiscard, type ByteRange, type DiscardCapable } from '../scsi/provisioning.js'
 import { StorageError } from '../storage/errors.js'
 import { DISCARD_ENTRY_BYTES } from '../journal/entry.js'
 import type { CopyRequest, LunKey, Mirror } from './types.js'
@@ -151,6 +151,12 @@ function notifyFailure(p: Pending, e: unknown): void {
   if (p.failListeners) for (const l of [...p.failListeners]) l(e)
 }
 
+interface DiscardWaiter {
+  range: ByteRange
+  resolve: () => void
+  reject: (e: unknown) => void
+}
+
 interface RoomWaiter {
   bytes: number
   go: () => void
@@ -217,6 +223,9 @@ export class MirroredDevice implements BlockDevice {
   private urgentFlush = false
   private hurry = 0
   private flushTimer: NodeJS.Timeout | undefined
+
+  /** Discards ready for the backend in this turn of the event loop: one backend discard() for all. */
+  private discardBatch: DiscardWaiter[] | undefined
 
   private closing = false
   private aborted: Error | undefined
@@ -476,13 +485,49 @@ export class MirroredDevice implements BlockDevice {
     if (!p.discard) return this.backend.write(p.offset, p.data, { fua: sync })
     const backend = this.backend
     if (canDiscard(backend)) {
-      await backend.discard([{ offset: p.offset, length: p.end - p.offset }])
+      await this.backendDiscard(backend, { offset: p.offset, length: p.end - p.offset })
     } else {
       for (let at = p.offset; at < p.end; at += ZEROS.length) {
         await backend.write(at, ZEROS.subarray(0, Math.min(ZEROS.length, p.end - at)), { fua: false })
       }
     }
     if (sync) await backend.flush()
+  }
+
+  /**
+   * The ranges of an UNMAP reach the backend together, as they would without the pair (one
+   * hole-punching run for all of them): ranges that are ready in the same turn share one call.
+   * They never overlap: a discard waits for every earlier overlapping entry to be on the backend.
+   */
+  private backendDiscard(backend: DiscardCapable, range: ByteRange): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!this.discardBatch) {
+        const batch: DiscardWaiter[] = (this.discardBatch = [])
+        setImmediate(() => {
+          this.discardBatch = undefined
+          const aborted = this.aborted
+          if (aborted) {
+            for (const w of batch) w.reject(aborted) // abort(): the backend is not touched any more
+            return
+          }
+          let done: Promise<void>
+          try {
+            done = backend.discard(batch.map((w) => w.range))
+          } catch (e) {
+            done = Promise.reject(e)
+          }
+          done.then(
+            () => {
+              for (const w of batch) w.resolve()
+            },
+            (e: unknown) => {
+              for (const w of batch) w.reject(e)
+            },
+          )
+        })
+      }
+      this.discardBatch.push({ range, resolve, reject })
+    })
   }
 
   private afterBackend(deps: Pending[]): Promise<unknown> | undefined {

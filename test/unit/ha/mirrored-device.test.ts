@@ -86,11 +86,13 @@ class DurableDevice extends MemoryDevice {
 class DiscardingDevice extends DurableDevice {
   /** discard() calls, in call order (recorded before any await). */
   readonly discards: ByteRange[] = []
+  /** Make the next discard() reject with this error. */
+  failNextDiscard: Error | undefined
 
   async discard(ranges: readonly ByteRange[]): Promise<void> {
     for (const r of ranges) this.discards.push({ ...r })
-    const e = this.failNext
-    this.failNext = undefined
+    const e = this.failNextDiscard
+    this.failNextDiscard = undefined
     if (e) throw e
     for (const r of ranges) await this.zero(r.offset, r.length)
   }
@@ -567,6 +569,34 @@ describe('MirroredDevice: discard (UNMAP)', () => {
     expect(backend.discards).toEqual([{ offset: 0, length: 512 }, { offset: 16384, length: 1024 }])
   })
 
+  it('the ranges of one UNMAP reach the backend in one discard() call, as without the pair', async () => {
+    const { dev, backend, mirror } = setup()
+    await dev.discard(Array.from({ length: 8 }, (_, i) => ({ offset: i * 8192, length: 4096 })))
+    await dev.flush()
+    expect(mirror.copies).toHaveLength(8)
+    expect(backend.discards).toHaveLength(8)
+    // Degraded too: one call for the whole UNMAP.
+    mirror.healthy = false
+    const calls: number[] = []
+    const orig = backend.discard.bind(backend)
+    backend.discard = (ranges) => {
+      calls.push(ranges.length)
+      return orig(ranges)
+    }
+    await dev.discard(Array.from({ length: 5 }, (_, i) => ({ offset: i * 8192, length: 512 })))
+    expect(calls).toEqual([5])
+  })
+
+  it('abort() before a committed discard reached the backend: the backend is not touched, nothing completes', async () => {
+    const { dev, backend, mirror } = setup()
+    await dev.discard([{ offset: 0, length: 4096 }])
+    dev.abort()
+    await settle(10)
+    expect(backend.discards).toEqual([])
+    expect(mirror.completedSeqs).toEqual([])
+    expect(mirror.journal.stats().entries).toBe(1) // the partner replays it
+  })
+
   it('rejects a discard outside the device without mirroring anything', async () => {
     const { dev, mirror } = setup({ size: 8192 })
     await expect(dev.discard([{ offset: 0, length: 512 }, { offset: 8000, length: 512 }])).rejects.toMatchObject({ code: 'OUT_OF_RANGE' })
@@ -594,7 +624,7 @@ describe('MirroredDevice: discard (UNMAP)', () => {
     const { dev, mirror, backend } = setup()
     await dev.write(0, fill(4096, 5), { fua: false })
     await dev.flush()
-    backend.failNext = new Error('discard EIO')
+    backend.failNextDiscard = new Error('discard EIO')
     await dev.discard([{ offset: 0, length: 4096 }])
     expect(await dev.read(0, 4096)).toEqual(fill(4096, 0))
     await until(() => mirror.completedSeqs.length === 2)
@@ -645,7 +675,7 @@ describe('MirroredDevice: discard (UNMAP)', () => {
     expect(backend.data.subarray(0, 2048)).toEqual(fill(2048, 0))
     mirror.manual = false
     mirror.healthy = false
-    backend.failNext = new Error('EIO')
+    backend.failNextDiscard = new Error('EIO')
     await expect(dev.discard([{ offset: 2048, length: 2048 }])).rejects.toThrow('EIO')
     expect(await dev.read(0, 4096)).toEqual(Buffer.concat([fill(2048, 0), fill(2048, 6)]))
   })
