@@ -14,10 +14,11 @@
 // in a sparse file; zeros written on a backend without discard()). An entry costs
 // DISCARD_ENTRY_BYTES of maxPendingBytes, so a huge UNMAP holds a bounded number of entries.
 //
-// Ordering. Writes and discards are ordered by the call to write() or discard() (the order copies are handed to the
-// Mirror, so the order of their seqs). A write waits for every earlier overlapping write to
-// reach the backend before it is written itself, and leaves the overlay only after those left
-// it; non-overlapping writes proceed concurrently. Flushes are batched: one backend flush covers
+// Ordering. Writes and discards are ordered by the call to write() or discard() (the order
+// copies are handed to the Mirror, so the order of their seqs); below, "write" means either. A
+// write waits for every earlier overlapping write to reach the backend before it is written
+// itself, and leaves the overlay only after those left it; non-overlapping writes proceed
+// concurrently. Flushes are batched: one backend flush covers
 // every write that reached the backend before it, and Mirror.completed is then called for them
 // in seq order. A written-through write is acknowledged only once the earlier overlapping
 // mirrored writes are completed, so the secondary never holds an older copy of blocks that a

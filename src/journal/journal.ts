@@ -542,8 +542,8 @@ export class Journal {
   }
 
   /**
-   * Hold a copy (a write, or a discard: see DiscardEntry). Resolves when it is safe to confirm it to the primary: at once in memory,
-   * after the group commit's fdatasync when persisted. Rejects with JOURNAL_BAD_CHECKSUM,
+   * Hold a copy (a write, or a discard: see DiscardEntry). Resolves when it is safe to confirm
+   * it to the primary: at once in memory, after the group commit's fdatasync when persisted. Rejects with JOURNAL_BAD_CHECKSUM,
    * JOURNAL_FULL, JOURNAL_INVALID_ENTRY, or JOURNAL_IO_FAILED (the copy is then not held).
    * A copy with the (epoch, seq) of one already held replaces it. The journal keeps `entry`
    * and its data Buffer as given: the caller must not modify them afterwards.
