@@ -20,7 +20,10 @@ export interface ReplayResult {
   /** node: the admin address; offline: the journal directory. */
   from: string
   replayed: number
+  /** Data written by the replayed writes. */
   bytes: number
+  /** Ranges deallocated by the replayed discards (UNMAP): holes punched, not data written. */
+  discardedBytes: number
   /** Offline: copies dropped unwritten because the primary had drained their generation. */
   dropped?: number
   /** Offline: the LUN files written. */
@@ -38,8 +41,8 @@ export async function replayOnNode(admin: string, timeoutMs: number): Promise<Re
   }
   try {
     const reply = await adminRequest(admin, '/v1/replay', { method: 'POST', timeoutMs: Math.max(timeoutMs, 60_000) })
-    const r = JSON.parse(reply.text) as { replayed: number; bytes: number }
-    return { mode: 'node', from: admin, replayed: r.replayed, bytes: r.bytes }
+    const r = JSON.parse(reply.text) as { replayed: number; bytes: number; discardedBytes?: number }
+    return { mode: 'node', from: admin, replayed: r.replayed, bytes: r.bytes, discardedBytes: r.discardedBytes ?? 0 }
   } catch (err) {
     if (err instanceof AdminProtocolError && err.status === 409) throw refused(err.message, err.serverCode ?? 'REPLAY_REFUSED')
     throw err
@@ -138,12 +141,12 @@ export async function planOfflineReplay(config: ClusterConfig, dir: string): Pro
         try {
           if (drained) {
             journal.clear()
-            return { mode: 'offline', from: dir, replayed: 0, bytes: 0, dropped: stats.entries, paths: [] }
+            return { mode: 'offline', from: dir, replayed: 0, bytes: 0, discardedBytes: 0, dropped: stats.entries, paths: [] }
           }
           const r = await journal.applyToBackends((k) => backends.get(name(k)))
           // The round is complete on storage: a controller may now claim the lease without it.
           if (generation > 0) await markDrained(config, generation)
-          return { mode: 'offline', from: dir, replayed: r.replayed, bytes: r.bytes, paths }
+          return { mode: 'offline', from: dir, replayed: r.replayed, bytes: r.bytes, discardedBytes: r.discardedBytes, paths }
         } finally {
           await close()
         }
@@ -159,5 +162,6 @@ export function replayLines(r: ReplayResult): string[] {
   const where = r.mode === 'node' ? `on the node at ${r.from}` : `from ${r.from}`
   if (r.dropped) return [`dropped ${r.dropped} copies ${where}: their generation was drained, so they were on storage already`]
   const onto = r.paths && r.paths.length ? ` onto ${r.paths.join(', ')}` : ''
-  return [`replayed ${r.replayed} ${r.replayed === 1 ? 'copy' : 'copies'} (${formatBytes(r.bytes)}) ${where}${onto}`]
+  const discarded = r.discardedBytes > 0 ? `, ${formatBytes(r.discardedBytes)} deallocated` : ''
+  return [`replayed ${r.replayed} ${r.replayed === 1 ? 'copy' : 'copies'} (${formatBytes(r.bytes)}${discarded}) ${where}${onto}`]
 }

@@ -42,7 +42,7 @@ Offline (--dir with --config), after both controllers stopped: opens the persist
         const plan = await planOfflineReplay(await loadConfig(flags.config!), resolveJournalDir(flags.dir, flags.node))
         if (plan.copies === 0) {
           await plan.close()
-          result = { mode: 'offline', from: plan.dir, replayed: 0, bytes: 0, paths: [] }
+          result = { mode: 'offline', from: plan.dir, replayed: 0, bytes: 0, discardedBytes: 0, paths: [] }
         } else {
           await confirmRisk({
             risk: plan.risk, question: plan.drained ? 'Drop them?' : 'Write them now?', yes: flags.yes, json: this.jsonEnabled(),

@@ -6,6 +6,7 @@
 // page cache within microseconds).
 
 import type { BlockDevice } from '../scsi/types.js'
+import { canDiscard, type ByteRange } from '../scsi/provisioning.js'
 
 export function storageDelayMs(env: NodeJS.ProcessEnv = process.env): number {
   const v = Number(env.ISCSI_HA_FAULT_STORAGE_DELAY_MS ?? 0)
@@ -13,7 +14,15 @@ export function storageDelayMs(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 export class SlowStorage implements BlockDevice {
-  constructor(private readonly inner: BlockDevice, private readonly delayMs: number) {}
+  constructor(private readonly inner: BlockDevice, private readonly delayMs: number) {
+    const backend = inner
+    if (canDiscard(backend)) {
+      this.discard = async (ranges) => {
+        await new Promise((r) => setTimeout(r, this.delayMs))
+        return backend.discard(ranges)
+      }
+    }
+  }
 
   get sizeBytes(): number {
     return this.inner.sizeBytes
@@ -27,6 +36,9 @@ export class SlowStorage implements BlockDevice {
     await new Promise((r) => setTimeout(r, this.delayMs))
     return this.inner.write(offset, data, opts)
   }
+
+  /** Deallocation is a storage write too: as slow, then holes as the backend punches them. */
+  readonly discard?: (ranges: readonly ByteRange[]) => Promise<void>
 
   flush(): Promise<void> {
     return this.inner.flush()

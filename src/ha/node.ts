@@ -673,14 +673,14 @@ export class HaNode {
   }
 
   /** `iscsi-ha replay` on a running secondary: complete the journal's copies now. */
-  async replayNow(): Promise<{ replayed: number; bytes: number }> {
+  async replayNow(): Promise<{ replayed: number; bytes: number; discardedBytes: number }> {
     if (this.state.role === 'primary') throw new Error('the primary completes its own writes; replay runs on the secondary')
     // While the partner serves, it is completing these same writes and may write newer data
     // over the same blocks: replaying an older copy now could bring stale data back.
     if (this.link.up && this.link.peerRole === 'primary') throw new Error(`the partner ${this.peer.name} is serving and completes these copies itself`)
     const backends = new Map(this.devices.map((d) => [`${d.key.target}/${d.key.lun}`, d.backend]))
     const r = await this.journal.applyToBackends((key) => backends.get(`${key.target}/${key.lun}`))
-    return { replayed: r.replayed, bytes: r.bytes }
+    return { replayed: r.replayed, bytes: r.bytes, discardedBytes: r.discardedBytes }
   }
 
   peerStatus(): PeerStatusReport {
