@@ -64,9 +64,29 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
   ].join('\n')
   const configPath = join(dir, 'cluster.yaml')
   await writeFile(configPath, yaml)
+  const { pid, logs, stop } = await spawnNode(configPath, dir)
+  const portal = `127.0.0.1:${port}`
+  return {
+    dir, configPath, portal, admin: `127.0.0.1:${adminPort}`, iqn, logs, pid, stop,
+    url: (lun = 0, auth?: string) => `iscsi://${auth ? auth + '@' : ''}${portal}/${iqn}/${lun}`,
+    cleanup: async () => {
+      await stop().catch(() => undefined)
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A `node start` process on `configPath` (node a), once it logged "node ready"; stopped by its pid. */
+export interface SpawnedNode {
+  pid: number
+  logs: string[]
+  stop(signal?: NodeJS.Signals): Promise<number | undefined>
+}
+
+export async function spawnNode(configPath: string, cwd: string): Promise<SpawnedNode> {
   const logs: string[] = []
   const child: ResultPromise = execa('node', [cli, 'node', 'start', '--config', configPath, '--node', 'a'], {
-    cwd: dir, reject: false, stdin: 'ignore', buffer: false,
+    cwd, reject: false, stdin: 'ignore', buffer: false,
   })
   const pid = child.pid!
   let exited = false
@@ -96,18 +116,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
     })
   })
   child.stdout!.resume()
-  const portal = `127.0.0.1:${port}`
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | undefined> => {
-    if (!exited) process.kill(pid, signal)
-    const code = await exit
-    return code ?? undefined
-  }
   return {
-    dir, configPath, portal, admin: `127.0.0.1:${adminPort}`, iqn, logs, pid, stop,
-    url: (lun = 0, auth?: string) => `iscsi://${auth ? auth + '@' : ''}${portal}/${iqn}/${lun}`,
-    cleanup: async () => {
-      await stop().catch(() => undefined)
-      await rm(dir, { recursive: true, force: true })
+    pid, logs,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (!exited) process.kill(pid, signal)
+      return (await exit) ?? undefined
     },
   }
 }
