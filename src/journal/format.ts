@@ -274,18 +274,7 @@ export function decodeRecord(b: Buffer): DecodedRecord | string {
       if (payload !== ENTRY_FIXED_LENGTH + sb + dataLength) return 'ENTRY record length does not match its fields'
       const strings = readStrings(b, p + ENTRY_FIXED_LENGTH)
       const at = p + ENTRY_FIXED_LENGTH + sb
-      const entry: WriteEntry = {
-        epoch: readU64(b, p),
-        seq: readU64(b, p + 8),
-        key: { target: strings.target, lun: b.readUInt32LE(p + 32) },
-        offset: readU64(b, p + 16),
-        data: Buffer.from(b.subarray(at, at + dataLength)),
-        checksum: b.readUInt32LE(p + 40),
-        initiator: strings.initiator,
-        isid: strings.isid,
-        itt: b.readUInt32LE(p + 36),
-        receivedAtMs: b.readDoubleLE(p + 24),
-      }
+      const entry: WriteEntry = { ...commonFields(b, p, strings), data: Buffer.from(b.subarray(at, at + dataLength)) }
       return { type, entry }
     }
     case RecordType.Discard: {
@@ -293,19 +282,7 @@ export function decodeRecord(b: Buffer): DecodedRecord | string {
       if (b.readUInt32LE(p + 44) !== 0 || b.readUInt16LE(p + 54) !== 0) return 'DISCARD record with reserved bytes set'
       if (payload !== DISCARD_FIXED_LENGTH + stringBytes(b)) return 'DISCARD record length does not match its fields'
       const strings = readStrings(b, p + DISCARD_FIXED_LENGTH)
-      const entry: DiscardEntry = {
-        kind: 'discard',
-        epoch: readU64(b, p),
-        seq: readU64(b, p + 8),
-        key: { target: strings.target, lun: b.readUInt32LE(p + 32) },
-        offset: readU64(b, p + 16),
-        length: readU64(b, p + 56),
-        checksum: b.readUInt32LE(p + 40),
-        initiator: strings.initiator,
-        isid: strings.isid,
-        itt: b.readUInt32LE(p + 36),
-        receivedAtMs: b.readDoubleLE(p + 24),
-      }
+      const entry: DiscardEntry = { kind: 'discard', ...commonFields(b, p, strings), length: readU64(b, p + 56) }
       return { type, entry }
     }
   }
@@ -318,6 +295,21 @@ function stringBytes(b: Buffer): number {
 }
 
 /** The target, initiator and isid, whose bytes start at `at` (lengths checked by the caller). */
+/** The fields ENTRY and DISCARD records share, at the same offsets of their payload. */
+function commonFields(b: Buffer, p: number, strings: { target: string; initiator: string; isid: string }) {
+  return {
+    epoch: readU64(b, p),
+    seq: readU64(b, p + 8),
+    key: { target: strings.target, lun: b.readUInt32LE(p + 32) },
+    offset: readU64(b, p + 16),
+    checksum: b.readUInt32LE(p + 40),
+    initiator: strings.initiator,
+    isid: strings.isid,
+    itt: b.readUInt32LE(p + 36),
+    receivedAtMs: b.readDoubleLE(p + 24),
+  }
+}
+
 function readStrings(b: Buffer, at: number): { target: string; initiator: string; isid: string } {
   const p = RECORD_HEADER_LENGTH
   const tl = b.readUInt16LE(p + 48)
