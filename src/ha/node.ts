@@ -26,10 +26,9 @@ import type { HostConnection, LunKey, PeerMessage } from './types.js'
 import type { PeerStatusReport, TakeoverRecord } from './status.js'
 import { createHash } from 'node:crypto'
 import { AdminHttpError, type AdminRoute } from '../admin/server.js'
-import { fetchStatus } from '../admin/client.js'
 import type { ReloadReport } from '../admin/reload-report.js'
-import type { NodeStatus } from '../admin/status.js'
-import { formatSize } from '../config/index.js'
+import { MAX_REPORTED_LUNS } from '../peer/codec.js'
+import { growRefusal, type PartnerSizes } from './partner-sizes.js'
 
 export interface HaNodeOptions {
   config: ClusterConfig
@@ -139,6 +138,11 @@ export class HaNode {
   private journalGeneration = 0
   private learned: { serviceAddress: string; hostConnections: HostConnection[] } = { serviceAddress: '', hostConnections: [] }
   private lastTakeover: TakeoverRecord | undefined
+  /** The partner's latest lun-sizes report, and when (monotonic ms) the link last came up. */
+  private partnerSizes: PartnerSizes | undefined
+  private linkUpAt: number | undefined
+  /** The epoch we reported our LUN sizes at on the current link (undefined: not yet). */
+  private sizesSentEpoch: number | undefined
   private takeoverStartedAt: number | undefined
   private takeoverKind: TakeoverRecord['kind'] | undefined
   /** We asked the primary to hand over: the claim that follows is a planned switchover. */
@@ -260,7 +264,11 @@ export class HaNode {
       journalEntries: () => this.journal.stats().entries,
       log,
     })
-    this.link.on('up', () => this.dispatch({ type: 'peerUp', at: this.now() }))
+    this.link.on('up', () => {
+      this.linkUpAt = this.now()
+      this.sizesSentEpoch = undefined
+      this.dispatch({ type: 'peerUp', at: this.now() })
+    })
     this.link.on('down', (reason) => {
       log.warn('peer link down', { reason })
       if (this.state.role === 'primary' && this.mirrorMode !== 'off') void this.degrade('peer link down')
@@ -526,32 +534,38 @@ export class HaNode {
    *
    * Serving (the primary): each write is also a copy in the partner's journal, and the partner
    * replays only inside the LUN as it knows it: a write past its end would be lost in a
-   * takeover. So the partner must serve the new size first, confirmed through its admin API;
-   * then writes are held, the mirrored device drained (every copy completed), the backend
-   * grown and a mirrored device of the new size put in place. Without the confirmation the
-   * grow is refused. The writes in flight are completed before the hold (within
-   * GROW_CATCH_UP_MS), so that hosts wait only for those that came meanwhile, and at most
-   * GROW_HOLD_MS: a drain that takes longer gives up (nothing grown, writes go on) rather than
-   * let host commands time out.
+   * takeover. So the partner must serve the new size first, as its lun-sizes report over the
+   * peer link says (partner-sizes.ts, growRefusal); then writes are held, the mirrored device
+   * drained (every copy completed), the backend grown and a mirrored device of the new size put
+   * in place. Without the report the grow is refused. The writes in flight are completed
+   * before the hold (within GROW_CATCH_UP_MS), so that hosts wait only for those that came
+   * meanwhile, and at most GROW_HOLD_MS: a drain that takes longer gives up (nothing grown,
+   * writes go on) rather than let host commands time out.
    */
   private async growDevice(key: LunKey, sizeBytes: number, grow: () => Promise<void>): Promise<string | undefined> {
     const d = this.devices.find((x) => x.key.target === key.target && x.key.lun === key.lun)
     if (!d) throw new Error(`${key.target} LUN ${key.lun} is not a LUN of this node`)
     const serving = d.inner
     if (serving) {
+      const refusal = growRefusal({
+        self: this.opts.nodeName, partner: this.peer.name, key, sizeBytes,
+        linkUp: this.link.up, linkUpAt: this.linkUpAt, report: this.partnerSizes,
+      })
+      if (refusal) throw new Error(refusal)
       // The slow part waits outside the role actions: a takeover never queues behind it.
-      await this.partnerServes(key, sizeBytes)
       await within(serving.flush(), GROW_CATCH_UP_MS, `storage is more than ${GROW_CATCH_UP_MS} ms behind the acknowledged writes: nothing was grown; try again once it caught up`)
     }
     const run = async (): Promise<string | undefined> => {
       if (d.inner !== serving) throw new Error(`${this.opts.nodeName} ${serving ? 'stopped' : 'started'} serving meanwhile: nothing was grown; try again`)
       if (!serving) {
         await grow()
+        this.reportSizes()
         return `${this.opts.nodeName} is not serving; reload ${this.peer.name} next, and do not switch over before it served the new size`
       }
       await d.holdWrites(async () => {
         await within(d.drain(), GROW_HOLD_MS, `the writes in flight did not complete within ${GROW_HOLD_MS} ms (slow or busy storage): nothing was grown; try again`)
         await grow()
+        this.reportSizes()
         if (d.inner !== serving) throw new Error('this node stopped serving during the grow: storage was grown, the served size stays until it serves again')
         d.inner = this.mirroredDevice(d)
       })
@@ -562,24 +576,14 @@ export class HaNode {
     return p
   }
 
-  /** Throws unless the partner's admin API says it serves `key` at `sizeBytes` or more. */
-  private async partnerServes(key: LunKey, sizeBytes: number): Promise<void> {
-    const peer = this.peer
-    const why = `${this.opts.nodeName} is the serving primary and ${peer.name} holds copies of its writes, so ${peer.name} must serve the new size first`
-    const todo = `run iscsi-ha node reload on ${peer.name}, then here again`
-    let status: NodeStatus
-    try {
-      status = await fetchStatus(peer.admin, { timeoutMs: 2000 })
-    } catch (err) {
-      throw new Error(`${why}; its admin API at ${peer.admin.text} could not confirm it (${err instanceof Error ? err.message : String(err)}): ${todo}`)
-    }
-    if (status.node !== peer.name) {
-      throw new Error(`${why}; the admin API at ${peer.admin.text} answered as node ${status.node}, so ${peer.name} cannot be asked from here: ${todo}, with its admin address reachable from this node`)
-    }
-    const there = status.targets.find((t) => t.iqn === key.target)?.luns.find((l) => l.lun === key.lun)
-    if (!there || there.sizeBytes < sizeBytes) {
-      throw new Error(`${why}; it serves ${there ? formatSize(there.sizeBytes) : 'no such LUN'}: ${todo}`)
-    }
+  /** Tell the partner the sizes this node serves (see PeerMessage 'lun-sizes'). */
+  private reportSizes(): void {
+    if (!this.link.up) return
+    const epoch = this.state.epoch
+    // More LUNs than a frame carries: those left out read as absent, so the partner refuses to grow them.
+    const luns = this.devices.slice(0, MAX_REPORTED_LUNS).map((d) => ({ target: d.key.target, lun: d.key.lun, sizeBytes: d.sizeBytes }))
+    // Not sent (back-pressure): the next heartbeat from the partner tries again.
+    this.sizesSentEpoch = this.link.send({ type: 'lun-sizes', epoch, luns }) ? epoch : undefined
   }
 
   // ------------------------------------------------------------------ the peer link
@@ -588,6 +592,9 @@ export class HaNode {
     switch (m.type) {
       case 'heartbeat':
         this.dispatch({ type: 'peerHeartbeat', at: this.now(), role: m.role, epoch: m.epoch })
+        // Once per link and epoch: the partner's heartbeat at our epoch or above got through, so
+        // after the dispatch (which may adopt its epoch) our report is not refused as stale.
+        if (this.sizesSentEpoch !== this.state.epoch) this.reportSizes()
         return
       case 'heartbeat-ack':
         return
@@ -629,6 +636,9 @@ export class HaNode {
         if (this.state.role === 'primary') void this.handOver()
         return
       case 'handover-ready':
+        return
+      case 'lun-sizes':
+        this.partnerSizes = { epoch: m.epoch, luns: m.luns, at: this.now(), receivedAtMs: Date.now() }
         return
     }
   }
@@ -699,6 +709,7 @@ export class HaNode {
         ...(link.sinceHeardMs !== undefined ? { lastHeardMsAgo: Math.round(link.sinceHeardMs) } : {}),
         ...(link.peerRole ? { role: link.peerRole } : {}),
         ...(link.peerEpoch !== undefined ? { epoch: link.peerEpoch } : {}),
+        ...(this.partnerSizes ? { luns: this.partnerSizes.luns, lunsReportedMsAgo: Math.max(0, Date.now() - this.partnerSizes.receivedAtMs) } : {}),
         refusals: { ...link.refusals, ...(link.staleRefused ? { 'stale-epoch': link.staleRefused } : {}) },
       },
       lease: {

@@ -1,5 +1,5 @@
 // What `iscsi-ha peer status` reports, and the health verdict a cron check exits with.
-import type { Role } from './types.js'
+import type { LunSize, Role } from './types.js'
 
 export interface TakeoverRecord {
   kind: 'failover' | 'planned' | 'forced'
@@ -27,6 +27,9 @@ export interface PeerStatusReport {
     lastHeardMsAgo?: number
     role?: Role
     epoch?: number
+    /** The LUN sizes the peer last reported over the link, and how long ago. */
+    luns?: LunSize[]
+    lunsReportedMsAgo?: number
     /** Refused peer-link connections by reason (strangers, wrong secret, stale epoch …). */
     refusals: Record<string, number>
   }

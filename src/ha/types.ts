@@ -63,6 +63,13 @@ export interface HostConnection {
   remote: string
 }
 
+/** The size at which a controller serves one LUN (a lun-sizes report). */
+export interface LunSize {
+  target: string
+  lun: number
+  sizeBytes: number
+}
+
 /** Messages on the peer link, after the authenticated handshake. Every one carries an epoch. */
 export type PeerMessage =
   | { type: 'heartbeat'; epoch: number; role: Role; sentAtMs: number; journalEntries: number }
@@ -81,6 +88,12 @@ export type PeerMessage =
    */
   | { type: 'sync'; epoch: number; generation: number }
   | { type: 'sync-ack'; epoch: number; generation: number }
+  /**
+   * The sizes at which the sender serves its LUNs: sent once the link is up and both ends are
+   * at one epoch, and after each grow. The primary grows a LUN only once its partner reported
+   * serving the new size (a copy past the end the partner knows could not be replayed).
+   */
+  | { type: 'lun-sizes'; epoch: number; luns: LunSize[] }
 
 export type PeerMessageType = PeerMessage['type']
 

@@ -35,6 +35,9 @@
 //   str8 / str16     UTF-8 bytes behind a u8 / u16 byte count
 //   role             u8: 1 primary, 2 secondary, 3 candidate, 4 fenced, 5 stopped
 //
+// A lun-sizes frame (also version 2) carries epoch u64, a u16 count of at most MAX_REPORTED_LUNS,
+// then per LUN: target str8, lun u32, sizeBytes u64.
+//
 // Decoding (FrameDecoder).
 //  - push(chunk) feeds received bytes; onFrame is called once per complete frame, in order.
 //  - Buffering follows src/wire/parser.ts: one receive buffer with [start, end) cursors. A chunk
@@ -67,14 +70,14 @@
 
 import { ReceiveBuffer } from '../wire/receive-buffer.js'
 import { crc32c } from '../wire/digest.js'
-import type { HostConnection, JournalEntry, PeerMessage, Role } from '../ha/types.js'
+import type { HostConnection, JournalEntry, LunSize, PeerMessage, Role } from '../ha/types.js'
 import { discardChecksum } from '../journal/entry.js'
 import { PeerProtocolError } from './errors.js'
 import { BufferSlab } from '../wire/buffer-slab.js'
 
 /**
  * The protocol version this code speaks (frame header and HELLO). 2: copy frames may carry
- * discards (FrameFlag.Discard). Both ends must speak the same version.
+ * discards (FrameFlag.Discard), and lun-sizes frames exist. Both ends must speak the same version.
  */
 export const PEER_PROTOCOL_VERSION = 2
 export const FRAME_MAGIC: Readonly<Buffer> = Buffer.from([0x89, 0x49, 0x48, 0x50])
@@ -109,7 +112,11 @@ export const FrameType = {
   HandoverReady: 0x18,
   Sync: 0x19,
   SyncAck: 0x1a,
+  LunSizes: 0x1b,
 } as const
+
+/** Most LUNs one lun-sizes frame may carry (a pair serves far fewer). */
+export const MAX_REPORTED_LUNS = 1024
 
 /** Bits of the frame header's flags byte. */
 export const FrameFlag = {
@@ -417,6 +424,30 @@ export function encodeFrame(frame: Frame): Buffer[] {
       w.u64(frame.epoch)
       w.u64(frame.generation)
       return [finish(w, frame.type === 'sync' ? FrameType.Sync : FrameType.SyncAck, 0)]
+    }
+    case 'lun-sizes': {
+      checkU64('epoch', frame.epoch)
+      const luns = frame.luns
+      if (!Array.isArray(luns)) throw new TypeError('luns must be an array')
+      if (luns.length > MAX_REPORTED_LUNS) throw new RangeError(`luns: ${luns.length} LUNs; the limit is ${MAX_REPORTED_LUNS}`)
+      const targets = new Array<number>(luns.length)
+      let size = 8 + 2
+      for (let i = 0; i < luns.length; i++) {
+        const l = luns[i]!
+        targets[i] = strBytes('luns[i].target', l.target, 255)
+        checkU32('luns[i].lun', l.lun)
+        checkU64('luns[i].sizeBytes', l.sizeBytes)
+        size += 1 + targets[i]! + 4 + 8
+      }
+      const w = start(size)
+      w.u64(frame.epoch)
+      w.u16(luns.length)
+      for (let i = 0; i < luns.length; i++) {
+        w.str8(luns[i]!.target, targets[i]!)
+        w.u32(luns[i]!.lun)
+        w.u64(luns[i]!.sizeBytes)
+      }
+      return [finish(w, FrameType.LunSizes, 0)]
     }
     default: {
       const never: never = frame
@@ -753,6 +784,22 @@ function decodeBody(
         const kind = type === FrameType.Sync ? 'sync' : 'sync-ack'
         r.done(kind)
         return { type: kind, epoch, generation }
+      }
+      case FrameType.LunSizes: {
+        const epoch = r.u64('epoch')
+        const count = r.u16('count')
+        if (count > MAX_REPORTED_LUNS) throw new Malformed(`lun-sizes: ${count} LUNs; the limit is ${MAX_REPORTED_LUNS}`)
+        // Each LUN takes at least 13 bytes: refuse counts the payload cannot hold.
+        if (count * 13 > r.end - r.o) throw new Malformed(`lun-sizes: ${count} LUNs overrun the payload`)
+        const luns: LunSize[] = []
+        for (let i = 0; i < count; i++) {
+          const target = r.str8('target')
+          const lun = r.u32('lun')
+          const sizeBytes = r.u64('sizeBytes')
+          luns.push({ target, lun, sizeBytes })
+        }
+        r.done('lun-sizes')
+        return { type: 'lun-sizes', epoch, luns }
       }
       default:
         return new PeerProtocolError('PEER_MALFORMED', `unknown frame type 0x${type.toString(16)}`)

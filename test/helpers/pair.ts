@@ -23,6 +23,8 @@ export interface PairNode {
 export interface Pair {
   dir: string
   configPath: string
+  /** The file each node was started with (both configPath unless startPair got nodeConfig). */
+  configPaths: { a: string; b: string }
   iqn: string
   service: { host: string; port: number }
   nodes: { a: PairNode; b: PairNode }
@@ -31,7 +33,19 @@ export interface Pair {
   cleanup(): Promise<void>
 }
 
-export async function startPair(opts: { serviceHost: string; sizeMiB?: number; extra?: string; env?: Record<string, string> }): Promise<Pair> {
+export interface StartPairOptions {
+  serviceHost: string
+  sizeMiB?: number
+  extra?: string
+  env?: Record<string, string>
+  /**
+   * A config file of its own for each node (as on two machines), made from the pair's config;
+   * `admins` are the addresses each node's admin API really listens on.
+   */
+  nodeConfig?: (name: 'a' | 'b', yaml: string, admins: { a: string; b: string }) => string
+}
+
+export async function startPair(opts: StartPairOptions): Promise<Pair> {
   const dir = await mkdtemp(join(tmpdir(), 'iscsi-ha-pair-'))
   const iqn = 'iqn.2026-11.io.iscsi-ha:pair'
   const { yaml, admins, service } = await loopbackPairConfig({
@@ -42,6 +56,14 @@ export async function startPair(opts: { serviceHost: string; sizeMiB?: number; e
   const ports = { aa: admins.a.port, ab: admins.b.port }
   const configPath = join(dir, 'pair.yaml')
   await writeFile(configPath, yaml)
+  const configPaths = { a: configPath, b: configPath }
+  if (opts.nodeConfig) {
+    const real = { a: `127.0.0.1:${ports.aa}`, b: `127.0.0.1:${ports.ab}` }
+    for (const name of ['a', 'b'] as const) {
+      configPaths[name] = join(dir, `pair-${name}.yaml`)
+      await writeFile(configPaths[name], opts.nodeConfig(name, yaml, real))
+    }
+  }
 
   const makeNode = (name: 'a' | 'b', admin: string): PairNode => {
     let child: ResultPromise | undefined
@@ -49,7 +71,7 @@ export async function startPair(opts: { serviceHost: string; sizeMiB?: number; e
     const node: PairNode = {
       name, admin, pid: undefined, logs: [], running: false,
       async start() {
-        child = execa('node', [cli, 'node', 'start', '--config', configPath, '--node', name], {
+        child = execa('node', [cli, 'node', 'start', '--config', configPaths[name], '--node', name], {
           cwd: dir, reject: false, stdin: 'ignore', buffer: false, env: { ...process.env, ...opts.env },
         })
         node.pid = child.pid
@@ -86,7 +108,7 @@ export async function startPair(opts: { serviceHost: string; sizeMiB?: number; e
   }
   const nodes = { a: makeNode('a', `127.0.0.1:${ports.aa}`), b: makeNode('b', `127.0.0.1:${ports.ab}`) }
   const pair: Pair = {
-    dir, configPath, iqn, service: { host: opts.serviceHost, port }, nodes,
+    dir, configPath, configPaths, iqn, service: { host: opts.serviceHost, port }, nodes,
     async primary() {
       for (const n of [nodes.a, nodes.b]) {
         const s = n.running ? await n.status().catch(() => undefined) : undefined

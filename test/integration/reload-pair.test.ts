@@ -1,6 +1,9 @@
 // Growing a LUN of the HA pair live: the primary refuses until its partner serves the new size
 // (the partner's journal must be able to replay writes past the old end), the secondary grows
 // first, then the primary holds writes, drains its mirrored device and serves the new size.
+// The partner's size comes over the peer link: the pair below is configured as the README's is
+// on two machines, every admin API on each machine's loopback, so neither node can reach the
+// other's.
 // Writes in flight across the grow all land; a write past the old end survives kill -9 of the
 // primary through the partner's journal.
 import { execa } from 'execa'
@@ -43,9 +46,18 @@ async function command(conn: IscsiInitiatorConnection, cdb: Buffer, opts: ScsiCa
 }
 
 async function growInFile(pair: Pair): Promise<void> {
-  const text = await readFile(pair.configPath, 'utf8')
-  expect(text).toContain('size: 64MiB')
-  await writeFile(pair.configPath, text.replace('size: 64MiB', 'size: 128MiB'))
+  for (const path of new Set([pair.configPaths.a, pair.configPaths.b])) {
+    const text = await readFile(path, 'utf8')
+    expect(text).toContain('size: 64MiB')
+    await writeFile(path, text.replace('size: 64MiB', 'size: 128MiB'))
+  }
+}
+
+/** Each node's own file says every admin API is at its own address: its partner's is out of reach. */
+function adminsOnOwnLoopback(name: 'a' | 'b', yaml: string, admins: { a: string; b: string }): string {
+  const out = yaml.replace(/^( {4}admin: ).*$/gm, `$1${admins[name]}`)
+  expect(out.match(new RegExp(`admin: ${admins[name]}$`, 'gm'))).toHaveLength(2)
+  return out
 }
 
 async function connect(pair: Pair): Promise<IscsiInitiatorConnection> {
@@ -68,7 +80,7 @@ describe('node reload on an HA pair', () => {
   let conn: IscsiInitiatorConnection
 
   beforeAll(async () => {
-    pair = await startPair({ serviceHost: '127.0.0.71', sizeMiB: 64 })
+    pair = await startPair({ serviceHost: '127.0.0.71', sizeMiB: 64, nodeConfig: adminsOnOwnLoopback })
     conn = await connect(pair)
     await growInFile(pair)
   }, 60_000)
@@ -82,7 +94,10 @@ describe('node reload on an HA pair', () => {
     expect(r.exitCode, r.stderr).toBe(1)
     expect(r.report.applied).toEqual([])
     expect(r.report.refused).toEqual([expect.objectContaining({ field: 'targets[0].luns[0].size', outcome: 'refused' })])
-    expect(r.report.refused[0]!.detail).toMatch(/a is the serving primary and b holds copies of its writes, so b must serve the new size first; it serves 64MiB: run iscsi-ha node reload on b, then here again/)
+    expect(r.report.refused[0]!.detail).toBe(
+      `64MiB → 128MiB: not grown: a is the serving primary and b holds copies of its writes, so b must serve the new size first (128MiB for ${pair.iqn} LUN 0); ` +
+        'it serves 64MiB: run iscsi-ha node reload on b, then here again',
+    )
     expect((await conn.scsi(cdbTestUnitReady())).status).toBe(SCSI_GOOD)
     expect(await capacity(conn)).toBe(64 * MiB)
   })
@@ -93,6 +108,9 @@ describe('node reload on an HA pair', () => {
     expect(r.report.applied).toHaveLength(1)
     expect(r.report.applied[0]!.detail).toMatch(/b is not serving; reload a next/)
     expect((await conn.scsi(cdbTestUnitReady())).status).toBe(SCSI_GOOD) // the host is on a: nothing yet
+    // b told a over the peer link; a shows it in peer status.
+    await pair.waitFor((a) => a?.peer.luns?.[0]?.sizeBytes === 128 * MiB, 5000)
+    expect((await pair.nodes.a.status()).peer.luns).toEqual([{ target: pair.iqn, lun: 0, sizeBytes: 128 * MiB }])
   })
 
   it('then the primary grows with writes in flight; every write lands and the host sees 2Ah/09h', async () => {

@@ -5,6 +5,8 @@ import {
   FRAME_HEADER_LENGTH,
   FrameDecoder,
   FrameFlag,
+  FrameType,
+  MAX_REPORTED_LUNS,
   PEER_PROTOCOL_VERSION,
   encodeFrame,
   encodeFrameToBuffer,
@@ -223,6 +225,87 @@ describe('peer frame codec: discard copies', () => {
     expect(() => encodeFrame({ type: 'copy', entry: discard(0, -1) })).toThrow(RangeError)
     expect(() => encodeFrame({ type: 'copy', entry: discard(0, 2 ** 53) })).toThrow(RangeError)
     expect(() => encodeFrame({ type: 'copy', entry: { ...discard(0, 1), data: Buffer.alloc(1) } as never })).toThrow(TypeError)
+  })
+})
+
+describe('peer frame codec: lun-sizes', () => {
+  const lun = (i: number): { target: string; lun: number; sizeBytes: number } => ({ target: 'iqn.2024-01.io.example:disk0', lun: i, sizeBytes: 64 << 20 })
+  const push = (b: Buffer): void => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(b))
+
+  it('is a version 2 frame of its own type, and a peer message with an epoch', () => {
+    const frame: Frame = { type: 'lun-sizes', epoch: 5, luns: [lun(0)] }
+    const b = encodeFrameToBuffer(frame)
+    expect(b[4]).toBe(PEER_PROTOCOL_VERSION)
+    expect(PEER_PROTOCOL_VERSION).toBe(2)
+    expect(b[5]).toBe(FrameType.LunSizes)
+    expect(isPeerMessage(frame)).toBe(true)
+    expect(messageEpoch({ type: 'lun-sizes', epoch: 5, luns: [] })).toBe(5)
+    expect(decodeAll([b])).toEqual([frame])
+  })
+
+  it(`round-trips ${MAX_REPORTED_LUNS} LUNs`, () => {
+    const frame: Frame = { type: 'lun-sizes', epoch: 1, luns: Array.from({ length: MAX_REPORTED_LUNS }, (_, i) => lun(i)) }
+    expect(decodeAll([encodeFrameToBuffer(frame)])).toEqual([frame])
+  })
+
+  it('refuses to encode what the format cannot carry', () => {
+    expect(() => encodeFrame({ type: 'lun-sizes', epoch: 1, luns: Array.from({ length: MAX_REPORTED_LUNS + 1 }, (_, i) => lun(i)) })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'lun-sizes', epoch: 1, luns: [{ ...lun(0), target: 'x'.repeat(256) }] })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'lun-sizes', epoch: 1, luns: [{ ...lun(0), sizeBytes: -1 }] })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'lun-sizes', epoch: 1, luns: [{ ...lun(0), sizeBytes: 2 ** 53 }] })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'lun-sizes', epoch: 1, luns: [{ ...lun(0), lun: 2 ** 32 }] })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'lun-sizes', epoch: 1, luns: 'x' as never })).toThrow(TypeError)
+  })
+
+  it('PEER_MALFORMED: too many LUNs, a count the payload cannot hold, truncation, trailing bytes, bad fields', () => {
+    const one = encodeFrameToBuffer({ type: 'lun-sizes', epoch: 1, luns: [lun(7)] })
+    const count = FRAME_HEADER_LENGTH + 8
+    const cases: Buffer[] = []
+    // A count above the limit, with a payload that would hold it.
+    const many = encodeFrameToBuffer({ type: 'lun-sizes', epoch: 1, luns: Array.from({ length: MAX_REPORTED_LUNS }, (_, i) => lun(i)) })
+    const over = Buffer.concat([many, encodeFrameToBuffer({ type: 'lun-sizes', epoch: 1, luns: [lun(0)] }).subarray(count + 2)])
+    over.writeUInt32BE(over.length - FRAME_HEADER_LENGTH, 8)
+    over.writeUInt16BE(MAX_REPORTED_LUNS + 1, count)
+    cases.push(over)
+    const huge = Buffer.from(one)
+    huge.writeUInt16BE(0xffff, count)
+    cases.push(huge)
+    // Two LUNs announced, one present.
+    const short = Buffer.from(one)
+    short.writeUInt16BE(2, count)
+    cases.push(short)
+    // None announced, one present: trailing bytes.
+    const none = Buffer.from(one)
+    none.writeUInt16BE(0, count)
+    cases.push(none)
+    // Cut inside the last field.
+    const cut = Buffer.from(one.subarray(0, one.length - 3))
+    cut.writeUInt32BE(cut.length - FRAME_HEADER_LENGTH, 8)
+    cases.push(cut)
+    // A size above 2^53.
+    const big = Buffer.from(one)
+    big.writeUInt32BE(0x00400000, big.length - 8)
+    cases.push(big)
+    // A target length that runs past the payload, and a target that is not UTF-8.
+    const long = Buffer.from(one)
+    long[count + 2] = 0xff
+    cases.push(long)
+    const bad = Buffer.from(one)
+    bad[count + 3] = 0xff
+    cases.push(bad)
+    // A flag, or a data segment.
+    const flagged = Buffer.from(one)
+    flagged[6] = FrameFlag.Discard
+    cases.push(flagged)
+    const withData = Buffer.concat([one, Buffer.alloc(4)])
+    withData.writeUInt32BE(4, 12)
+    cases.push(withData)
+    for (const b of cases) expectCode(() => push(b), 'PEER_MALFORMED')
+  })
+
+  it('PEER_FRAME_TOO_LONG before the link is authenticated', () => {
+    const many = encodeFrameToBuffer({ type: 'lun-sizes', epoch: 1, luns: Array.from({ length: 400 }, (_, i) => lun(i)) })
+    expectCode(() => new FrameDecoder({ maxFrameLength: 4096, onFrame: () => {} }).push(many), 'PEER_FRAME_TOO_LONG')
   })
 })
 

@@ -95,6 +95,19 @@ export const fixtures: { name: string; frame: Frame }[] = [
   { name: 'sync-ack', frame: { type: 'sync-ack', epoch: 12, generation: 3 } },
   { name: 'copy (discard)', frame: { type: 'copy', entry: discard(2 ** 40, 256 * 1024 * 1024) } },
   { name: 'copy (discard, huge range)', frame: { type: 'copy', entry: discard(0, 2 ** 52, { seq: 2 ** 53 - 1, initiator: '', isid: '' }) } },
+  {
+    name: 'lun-sizes',
+    frame: {
+      type: 'lun-sizes',
+      epoch: 12,
+      luns: [
+        { target: 'iqn.2024-01.io.example:disk0', lun: 0, sizeBytes: 128 * 1024 * 1024 },
+        { target: 'iqn.2024-01.io.example:disk0', lun: 0xffffffff, sizeBytes: 2 ** 53 - 1 },
+        { target: 'iqn.2024-01.io.example:ü', lun: 3, sizeBytes: 0 },
+      ],
+    },
+  },
+  { name: 'lun-sizes (none)', frame: { type: 'lun-sizes', epoch: 0, luns: [] } },
 ]
 
 /** Recompute a frame's CRC after a test modified its header or payload. */

@@ -8,6 +8,7 @@ import {
   FRAME_HEADER_LENGTH,
   FRAME_MAGIC,
   FrameDecoder,
+  FrameType,
   PEER_PROTOCOL_VERSION,
   encodeFrame,
   encodeFrameToBuffer,
@@ -126,7 +127,7 @@ function randomInput(rng: Rng): { bytes: Buffer; canonical: boolean } {
 describe('peer codec fuzz', () => {
   it(`decoder: ${ITERATIONS} random and mutated inputs only ever raise PeerProtocolError`, () => {
     const rng = prng(0x5eed)
-    const tally = { frames: 0, errors: 0, partial: 0, canonical: 0, discards: 0 }
+    const tally = { frames: 0, errors: 0, partial: 0, canonical: 0, discards: 0, lunSizes: 0 }
     const byCode = new Map<string, number>()
     for (let iter = 0; iter < ITERATIONS; iter++) {
       const { bytes, canonical } = randomInput(rng)
@@ -138,6 +139,7 @@ describe('peer codec fuzz', () => {
         onFrame: (f) => {
           frames.push(f)
           if (f.type === 'copy' && f.entry.kind === 'discard') tally.discards++
+          if (f.type === 'lun-sizes') tally.lunSizes++
           // Anything decoded must encode again.
           encodeFrame(f)
         },
@@ -180,6 +182,9 @@ describe('peer codec fuzz', () => {
     expect(tally.canonical).toBeGreaterThan(1000)
     // Discard copies (FrameFlag.Discard) are in the corpus and decode, mutated ones included.
     expect(tally.discards).toBeGreaterThan(100)
+    // So are lun-sizes reports.
+    expect(corpus.filter((b) => b[5] === FrameType.LunSizes)).toHaveLength(2)
+    expect(tally.lunSizes).toBeGreaterThan(100)
   })
 })
 
