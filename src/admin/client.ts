@@ -3,6 +3,9 @@
 //   AdminProtocolError (ADMIN_PROTOCOL): something answered, but not with what we asked for
 //     (an HTTP error status, or a body that isn't the expected JSON).
 import { formatHostPort, parseAddress, type HostPort } from '../config/address.js'
+
+/** Where an admin API listens: `host:port` text, or any parsed address (only host and port are read). */
+export type AdminAddress = string | Pick<HostPort, 'host' | 'port'>
 import { checkNodeStatus, type NodeStatus } from './status.js'
 import { checkReloadReport, type ReloadReport } from './reload-report.js'
 
@@ -49,7 +52,7 @@ export interface AdminReply {
 }
 
 /** `127.0.0.1:7360`, `[::1]:7360`, `http://host:port`, or a parsed address → base URL and display form. */
-function target(address: string | HostPort): { base: string; display: string } {
+function target(address: AdminAddress): { base: string; display: string } {
   if (typeof address !== 'string') {
     const display = formatHostPort(address.host, address.port)
     return { base: `http://${display}`, display }
@@ -91,7 +94,7 @@ function unreachable(display: string, e: unknown, timeoutMs: number): AdminUnrea
 }
 
 /** One request to the admin API. Non-2xx answers become AdminProtocolError. */
-export async function adminRequest(address: string | HostPort, path: string, opts: AdminRequestOptions = {}): Promise<AdminReply> {
+export async function adminRequest(address: AdminAddress, path: string, opts: AdminRequestOptions = {}): Promise<AdminReply> {
   const { base, display } = target(address)
   const timeoutMs = opts.timeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS
   const signal = AbortSignal.timeout(timeoutMs)
@@ -132,7 +135,7 @@ export async function adminRequest(address: string | HostPort, path: string, opt
 }
 
 /** GET a path and decode its JSON body. */
-export async function adminGetJson(address: string | HostPort, path: string, opts: { timeoutMs?: number } = {}): Promise<unknown> {
+export async function adminGetJson(address: AdminAddress, path: string, opts: { timeoutMs?: number } = {}): Promise<unknown> {
   const reply = await adminRequest(address, path, opts)
   try {
     return JSON.parse(reply.text) as unknown
@@ -143,7 +146,7 @@ export async function adminGetJson(address: string | HostPort, path: string, opt
 }
 
 /** The node's status (GET /v1/status). */
-export async function fetchStatus(address: string | HostPort, opts: { timeoutMs?: number } = {}): Promise<NodeStatus> {
+export async function fetchStatus(address: AdminAddress, opts: { timeoutMs?: number } = {}): Promise<NodeStatus> {
   const body = await adminGetJson(address, '/v1/status', opts)
   const problem = checkNodeStatus(body)
   if (problem !== undefined) {
@@ -157,7 +160,7 @@ export async function fetchStatus(address: string | HostPort, opts: { timeoutMs?
  * the node cannot load comes back as AdminProtocolError with status 422 and serverCode
  * CONFIG_INVALID (its message names file:line: field); nothing was applied then.
  */
-export async function reloadNode(address: string | HostPort, opts: { timeoutMs?: number } = {}): Promise<ReloadReport> {
+export async function reloadNode(address: AdminAddress, opts: { timeoutMs?: number } = {}): Promise<ReloadReport> {
   const reply = await adminRequest(address, '/v1/reload', { method: 'POST', ...opts })
   let body: unknown
   try {
@@ -173,12 +176,12 @@ export async function reloadNode(address: string | HostPort, opts: { timeoutMs?:
 }
 
 /** The Prometheus text (GET /metrics). */
-export async function fetchMetrics(address: string | HostPort, opts: { timeoutMs?: number } = {}): Promise<string> {
+export async function fetchMetrics(address: AdminAddress, opts: { timeoutMs?: number } = {}): Promise<string> {
   return (await adminRequest(address, '/metrics', opts)).text
 }
 
 /** True when GET /healthz answers 200; false when unreachable. Protocol errors still throw. */
-export async function isHealthy(address: string | HostPort, opts: { timeoutMs?: number } = {}): Promise<boolean> {
+export async function isHealthy(address: AdminAddress, opts: { timeoutMs?: number } = {}): Promise<boolean> {
   try {
     await adminRequest(address, '/healthz', opts)
     return true

@@ -258,7 +258,7 @@ describe('MirroredDevice: the mirrored write path', () => {
     const problems: string[] = []
     mirror.onCompleted = (seq) => {
       const c = mirror.copies[seq - 1]!
-      if (!backend.durable.subarray(c.offset, c.offset + c.data.length).equals(c.data)) problems.push(`seq ${seq} not durable`)
+      if (!backend.durable.subarray(c.offset, c.offset + c.data!.length).equals(c.data!)) problems.push(`seq ${seq} not durable`)
     }
     const writes = Array.from({ length: 40 }, (_, i) => dev.write(i * 512, fill(512, i + 1), { fua: false }))
     await Promise.all(writes)

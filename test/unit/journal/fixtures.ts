@@ -1,6 +1,6 @@
 // Journal entries for tests.
 
-import type { DiscardEntry, JournalEntry, WriteEntry } from '../../../src/ha/types.js'
+import type { DiscardEntry, WriteEntry } from '../../../src/ha/types.js'
 import { JournalError, discardChecksum } from '../../../src/journal/index.js'
 import { crc32c } from '../../../src/wire/digest.js'
 

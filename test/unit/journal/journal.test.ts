@@ -101,7 +101,7 @@ describe('Journal (memory)', () => {
     const order: string[] = []
     const r = await j.replay(async (e) => {
       order.push(`${e.epoch}/${e.seq}`)
-      await dev.write(e.offset, e.data, { fua: false })
+      await dev.write(e.offset, e.data!, { fua: false })
     })
     expect(order).toEqual(['1/1', '1/2', '1/3', '2/1'])
     expect(r).toEqual({ replayed: 4, bytes: 15, discardedBytes: 0 })

@@ -116,7 +116,7 @@ describe('peer frame codec: copy data segment', () => {
         encodeFrameToBuffer({ type: 'copy', entry: entry(Buffer.alloc(size, 0xee), { seq: 2 }) }),
       ])
       const kept: Buffer[] = []
-      const d = new FrameDecoder({ ownData: true, onFrame: (f) => f.type === 'copy' && kept.push(f.entry.data) })
+      const d = new FrameDecoder({ ownData: true, onFrame: (f) => f.type === 'copy' && kept.push(f.entry.data!) })
       for (let i = 0; i < bytes.length; i += 65536) d.push(Buffer.from(bytes.subarray(i, i + 65536)))
       expect(kept).toHaveLength(2)
       expect(kept[0]!.equals(data)).toBe(true)
@@ -128,7 +128,7 @@ describe('peer frame codec: copy data segment', () => {
   it('with ownData and retainChunks, data parsed in place stays a view of its chunk; split data is copied', () => {
     const frame = (seq: number, fill: number): Buffer => encodeFrameToBuffer({ type: 'copy', entry: entry(Buffer.alloc(4096, fill), { seq }) })
     const kept: Buffer[] = []
-    const d = new FrameDecoder({ ownData: true, retainChunks: true, onFrame: (f) => f.type === 'copy' && kept.push(f.entry.data) })
+    const d = new FrameDecoder({ ownData: true, retainChunks: true, onFrame: (f) => f.type === 'copy' && kept.push(f.entry.data!) })
     const first = Buffer.concat([frame(1, 1), frame(2, 2)])
     const third = frame(3, 3)
     const chunkA = Buffer.concat([first, third.subarray(0, 100)])
@@ -152,7 +152,7 @@ describe('peer frame codec: copy data segment', () => {
     for (let i = 0; i < bytes.length; i += 65536) chunks.push(bytes.subarray(i, i + 65536))
     const frames = decodeAll(chunks, { ownData: true })
     expect(frames).toHaveLength(2)
-    expect(frames[0]!.type === 'copy' && frames[0]!.entry.data.equals(data)).toBe(true)
+    expect(frames[0]!.type === 'copy' && frames[0]!.entry.data!.equals(data)).toBe(true)
     expect(frames[1]).toEqual(hb)
   })
 })

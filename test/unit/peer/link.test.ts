@@ -175,7 +175,7 @@ describe('PeerLink', () => {
     expect(got.map((m) => m.entry.seq)).toEqual([1, 2, 3])
     for (let i = 0; i < 3; i++) {
       // The received data is owned by the listener: it is still intact after later frames.
-      expect(got[i]!.entry.data.equals(sent[i]!.data)).toBe(true)
+      expect(got[i]!.entry.data!.equals(sent[i]!.data!)).toBe(true)
       expect(got[i]!.entry).toMatchObject({ key: sent[i]!.key, offset: sent[i]!.offset, checksum: sent[i]!.checksum })
     }
   })
