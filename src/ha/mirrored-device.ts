@@ -26,7 +26,7 @@
 
 import type { BlockDevice } from '../scsi/types.js'
 import { canDiscard, type ByteRange, type DiscardCapable } from '../scsi/provisioning.js'
-import { StorageError } from '../storage/errors.js'
+import { StorageError, outOfRange } from '../storage/errors.js'
 import { DISCARD_ENTRY_BYTES } from '../journal/entry.js'
 import type { CopyRequest, LunKey, Mirror } from './types.js'
 import { BufferSlab } from '../wire/buffer-slab.js'
@@ -379,16 +379,7 @@ export class MirroredDevice implements BlockDevice {
   private refuse(offset: number, length: number, writing: boolean): Error | undefined {
     if (this.aborted) return this.aborted
     if (writing && this.closing) return new StorageError('CLOSED', this.name, 'mirrored device is closed')
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0 ||
-      offset + length > this.sizeBytes
-    ) {
-      return new StorageError('OUT_OF_RANGE', this.name, `I/O of ${length} bytes at ${offset} outside 0..${this.sizeBytes}`)
-    }
-    return undefined
+    return outOfRange(this.name, offset, length, this.sizeBytes)
   }
 
   private fits(bytes: number): boolean {

@@ -36,3 +36,11 @@ export class StorageError extends Error {
     this.path = path
   }
 }
+
+/** OUT_OF_RANGE for an I/O request not inside [0, sizeBytes) of the device at `path`, else undefined. */
+export function outOfRange(path: string, offset: number, length: number, sizeBytes: number): StorageError | undefined {
+  if (Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= sizeBytes) {
+    return undefined
+  }
+  return new StorageError('OUT_OF_RANGE', path, `I/O of ${length} bytes at ${offset} outside 0..${sizeBytes}`)
+}

@@ -22,7 +22,7 @@ import { execa } from 'execa'
 import { constants, readSync, writeSync, type Stats } from 'node:fs'
 import { open, readFile, stat, statfs, type FileHandle } from 'node:fs/promises'
 import type { BlockDevice } from '../scsi/types.js'
-import { StorageError } from './errors.js'
+import { StorageError, outOfRange } from './errors.js'
 import { InlineIoPolicy, REMOTE_FS_MAGIC, type InlineIoOptions, type InlineIoStats, type IoMode } from './inline-io.js'
 import { BufferSlab } from '../wire/buffer-slab.js'
 
@@ -272,15 +272,8 @@ export class FileBackend implements BlockDevice {
 
   private check(offset: number, length: number): void {
     if (this.closed) throw new StorageError('CLOSED', this.path, 'backend is closed')
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0 ||
-      offset + length > this.sizeBytes
-    ) {
-      throw new StorageError('OUT_OF_RANGE', this.path, `I/O of ${length} bytes at ${offset} outside 0..${this.sizeBytes}`)
-    }
+    const bad = outOfRange(this.path, offset, length, this.sizeBytes)
+    if (bad) throw bad
   }
 
   /** Where this backend's I/O has been running. */
