@@ -98,6 +98,7 @@ export class NodeMetrics {
     })
     simple('iscsi_ha_pdus_rejected_total', 'PDUs answered with a Reject', () => c.pdusRejected)
     simple('iscsi_ha_connections_dropped_total', 'Connections closed by the target because of an error or timeout', () => c.connectionsDropped)
+    simple('iscsi_ha_connections_refused_total', 'Connections closed on arrival because max_connections were open', () => c.connectionsRefused)
     this.sessionsG = new Gauge({ name: 'iscsi_ha_sessions', help: 'iSCSI sessions currently logged in', registers })
     this.sessionsG.set(0)
 
@@ -146,6 +147,22 @@ export class NodeMetrics {
 
   connectionDropped(): void {
     this.totals.connectionsDropped++
+  }
+
+  connectionRefused(): void {
+    this.totals.connectionsRefused++
+  }
+
+  /** The open-connections gauge, read from `source` at scrape time. */
+  openConnections(source: () => number): void {
+    new Gauge({
+      name: 'iscsi_ha_connections_open',
+      help: 'TCP connections open on the iSCSI portal, logged in or not',
+      registers: [this.registry],
+      collect() {
+        this.set(source())
+      },
+    })
   }
 
   sessionOpened(): void {

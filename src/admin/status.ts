@@ -72,6 +72,8 @@ export interface NodeCounters {
   loginsRejected: number
   pdusRejected: number
   connectionsDropped: number
+  /** Connections turned away at once because max_connections were already open. */
+  connectionsRefused: number
 }
 
 export interface NodeStatus {
@@ -87,6 +89,8 @@ export interface NodeStatus {
   /** Admin API address, `host:port`. */
   admin: string
   targets: TargetStatus[]
+  /** TCP connections open on the portal now (logged in or still logging in), and the cap. */
+  connections: { open: number; limit: number }
   counters: NodeCounters
 }
 
@@ -102,6 +106,7 @@ export function emptyCounters(): NodeCounters {
     loginsRejected: 0,
     pdusRejected: 0,
     connectionsDropped: 0,
+    connectionsRefused: 0,
   }
 }
 
@@ -125,6 +130,9 @@ export function checkNodeStatus(v: unknown): string | undefined {
     if (!isRecord(t) || typeof t.iqn !== 'string' || !Array.isArray(t.luns) || !Array.isArray(t.sessions))
       return `targets[${i}] is not a target status`
   }
+  const conns = v.connections
+  if (!isRecord(conns) || typeof conns.open !== 'number' || typeof conns.limit !== 'number')
+    return 'field connections is not { open, limit }'
   const c = v.counters
   if (!isRecord(c)) return 'field counters is not an object'
   for (const k of COUNTER_KEYS) if (typeof c[k] !== 'number') return `counters.${k} is not a number`

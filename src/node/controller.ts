@@ -79,6 +79,7 @@ export class Controller {
       grow: (target, lun, sizeBytes) => this.growLun(target, lun, sizeBytes),
     })
     this.metrics.storageIo(() => this.luns.map((l) => ({ target: l.targetIqn, lun: l.lun, io: l.backend.ioStats() })))
+    this.metrics.openConnections(() => this.portal?.live.size ?? 0)
   }
 
   static async start(opts: ControllerOptions): Promise<Controller> {
@@ -162,6 +163,11 @@ export class Controller {
       log,
       maxConnections: config.iscsi.maxConnections,
       onDropped: () => metrics.connectionDropped(),
+      onRefused: (remote) => {
+        metrics.connectionRefused()
+        // One line per refusal would let a flood fill the log; the counter carries the total.
+        log.debug('connection refused: max_connections open', { remote, maxConnections: config.iscsi.maxConnections })
+      },
       makeDeps: () => ({
         login: env,
         findTarget: (iqn) => this.targets.get(iqn),
@@ -283,6 +289,7 @@ export class Controller {
           commands: s.commands, readBytes: s.readBytes, writeBytes: s.writeBytes,
         })),
       })),
+      connections: { open: this.portal?.live.size ?? 0, limit: this.opts.config.iscsi.maxConnections },
       counters: this.metrics.counters(),
     }
   }

@@ -17,6 +17,8 @@ export interface PortalOptions {
   maxConnections: number
   makeDeps(io: ConnectionDeps['io'], remote: string, local: string): Omit<ConnectionDeps, 'io' | 'remote' | 'local'>
   onDropped?(reason: string): void
+  /** A connection closed on arrival because maxConnections were already open. */
+  onRefused?(remote: string): void
 }
 
 export interface LiveConnection {
@@ -40,6 +42,7 @@ export class Portal {
     if (this.servers.has(key)) return { host, port }
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket))
     server.maxConnections = this.opts.maxConnections
+    server.on('drop', (d) => this.opts.onRefused?.(d ? `${d.remoteAddress}:${d.remotePort}` : 'unknown'))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(port, host, () => {

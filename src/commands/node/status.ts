@@ -43,6 +43,7 @@ Exit status: 0 the node answered; 3 the node could not be reached; 2 bad flags o
     const sessions = s.targets.flatMap((t) => t.sessions.map((x) => [t.iqn, x.tsih, x.initiatorName, x.remote, x.headerDigest ? 'crc32c' : 'none', x.commands, formatBytes(x.readBytes), formatBytes(x.writeBytes)]))
     this.log('')
     this.log(sessions.length ? renderTable(['TARGET', 'TSIH', 'INITIATOR', 'REMOTE', 'HDIGEST', 'CMDS', 'READ', 'WRITTEN'], sessions) : 'no sessions')
+    this.log(`connections open ${s.connections.open} of ${s.connections.limit}`)
     const c = s.counters
     this.log('')
     this.log(renderTable(['COUNTER', 'VALUE'], Object.entries(c).map(([k, v]) => [k, v])))

@@ -62,6 +62,7 @@ function sampleStatus(metrics: NodeMetrics): NodeStatus {
         ],
       },
     ],
+    connections: { open: 1, limit: 256 },
     counters: metrics.counters(),
   }
 }
@@ -100,6 +101,10 @@ describe('NodeMetrics', () => {
     m.login(false)
     m.pduRejected()
     m.connectionDropped()
+    m.connectionRefused()
+    m.connectionRefused()
+    let open = 7
+    m.openConnections(() => open)
     m.sessionOpened()
     m.sessionOpened()
     m.sessionClosed()
@@ -115,6 +120,7 @@ describe('NodeMetrics', () => {
       loginsRejected: 1,
       pdusRejected: 1,
       connectionsDropped: 1,
+      connectionsRefused: 2,
     })
     expect(m.sessions).toBe(1)
     const text = await m.metricsText()
@@ -128,6 +134,10 @@ describe('NodeMetrics', () => {
     expect(text).toContain('iscsi_ha_logins_total{result="rejected",node="a"} 1')
     expect(text).toContain('iscsi_ha_pdus_rejected_total{node="a"} 1')
     expect(text).toContain('iscsi_ha_connections_dropped_total{node="a"} 1')
+    expect(text).toContain('iscsi_ha_connections_refused_total{node="a"} 2')
+    expect(text).toContain('iscsi_ha_connections_open{node="a"} 7')
+    open = 3
+    expect(await m.metricsText()).toContain('iscsi_ha_connections_open{node="a"} 3')
     expect(text).toContain('iscsi_ha_sessions{node="a"} 1')
     expect(text).toContain('iscsi_ha_scsi_command_seconds_bucket{le="0.00005",node="a",op="read"} 1')
     expect(text).toContain('iscsi_ha_scsi_command_seconds_bucket{le="0.0025",node="a",op="read"} 2')
