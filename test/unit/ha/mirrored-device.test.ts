@@ -169,6 +169,8 @@ function setup(over: Partial<MirroredDeviceOptions> & { size?: number; noDiscard
     key: KEY,
     mirror: () => current,
     maxPendingBytes: 1 << 20,
+    // Short, so the tests below see completions within a few settle() turns.
+    flushDelayMs: 2,
     ...over,
   })
   return {
@@ -268,6 +270,41 @@ describe('MirroredDevice: the mirrored write path', () => {
     // Flushes were batched: far fewer than writes.
     expect(backend.flushes).toBeLessThan(10)
     expect(mirror.journal.stats().entries).toBe(0)
+  })
+
+  it('gathers completions for flushDelayMs, and flushes at once when the waiting writes reach flushBytes', async () => {
+    const { dev, mirror, backend } = setup({ flushDelayMs: 60, flushBytes: 4096 })
+    await dev.write(0, fill(1024, 1), { fua: false })
+    await dev.write(1024, fill(1024, 2), { fua: false })
+    await settle(20)
+    // Committed and on the backend, but the flush waits for its timer: nothing completed yet.
+    expect(backend.flushes).toBe(0)
+    expect(mirror.completedSeqs).toEqual([])
+    expect(dev.stats().pendingWrites).toBe(2)
+    // Two more bring the waiting bytes to flushBytes: one flush now, for all four.
+    await dev.write(2048, fill(1024, 3), { fua: false })
+    await dev.write(3072, fill(1024, 4), { fua: false })
+    await settle(10)
+    expect(backend.flushes).toBe(1)
+    expect(mirror.completedSeqs).toEqual([1, 2, 3, 4])
+    expect(dev.stats()).toMatchObject({ pendingWrites: 0, pendingBytes: 0 })
+  })
+
+  it('does not flush back to back under a steady stream: writes that arrive during a flush wait for the next timer', async () => {
+    const { dev, mirror, backend } = setup({ flushDelayMs: 40 })
+    backend.flushDelayMs = () => 10
+    const stopAt = performance.now() + 200
+    let i = 0
+    while (performance.now() < stopAt) {
+      await dev.write((i % 64) * 512, fill(512, (i % 250) + 1), { fua: false })
+      i++
+      await settle(1)
+    }
+    await dev.drain()
+    expect(mirror.completedSeqs).toHaveLength(i)
+    // 200 ms of writes with a 40 ms delay: about five flushes (plus the drain's), not one per 10 ms flush.
+    expect(backend.flushes).toBeGreaterThanOrEqual(3)
+    expect(backend.flushes).toBeLessThanOrEqual(8)
   })
 
   it('does not complete before the flush: a failing flush keeps the copy at the secondary', async () => {
@@ -471,15 +508,19 @@ describe('MirroredDevice: degraded (write-through)', () => {
 
   it('acknowledges a write-through only once earlier overlapping mirrored writes are completed', async () => {
     const { dev, backend, mirror } = setup({ flushDelayMs: 30 })
-    await dev.write(0, fill(100, 1), { fua: false }) // committed, completion waits for the batch flush
+    const order: string[] = []
+    mirror.onCompleted = (seq) => order.push(`completed #${seq}`)
+    await dev.write(0, fill(100, 1), { fua: false }) // committed, completion waits for a flush
+    backend.flushDelayMs = () => 40 // the flush that completes it is slow
     mirror.healthy = false
-    const w = watch(dev.write(50, fill(100, 2), { fua: false }))
+    const w = watch(dev.write(50, fill(100, 2), { fua: false }).then(() => order.push('write-through acknowledged')))
     await settle(10)
     expect(backend.data.subarray(50, 150)).toEqual(fill(100, 2)) // on the backend, in order
     expect(w.done()).toBe(false) // but the secondary still holds the older copy of 50..99
     await dev.drain()
     await settle(1)
     expect(w.done()).toBe(true)
+    expect(order).toEqual(['completed #1', 'write-through acknowledged'])
     expect(mirror.completedSeqs).toEqual([1])
     expect(await dev.read(0, 150)).toEqual(Buffer.concat([fill(50, 1), fill(100, 2)]))
   })
@@ -682,15 +723,19 @@ describe('MirroredDevice: discard (UNMAP)', () => {
 
   it('degraded: acknowledged only once earlier overlapping mirrored writes are completed', async () => {
     const { dev, backend, mirror } = setup({ flushDelayMs: 30 })
-    await dev.write(0, fill(4096, 1), { fua: false }) // committed, completion waits for the batch flush
+    const order: string[] = []
+    mirror.onCompleted = (seq) => order.push(`completed #${seq}`)
+    await dev.write(0, fill(4096, 1), { fua: false }) // committed, completion waits for a flush
+    backend.flushDelayMs = () => 40
     mirror.healthy = false
-    const d = watch(dev.discard([{ offset: 1024, length: 1024 }]))
+    const d = watch(dev.discard([{ offset: 1024, length: 1024 }]).then(() => order.push('discard acknowledged')))
     await settle(10)
     expect(backend.data.subarray(1024, 2048)).toEqual(fill(1024, 0)) // on the backend, in order
     expect(d.done()).toBe(false) // the secondary still holds the older copy of 1024..2047
     await dev.drain()
     await settle(1)
     expect(d.done()).toBe(true)
+    expect(order).toEqual(['completed #1', 'discard acknowledged'])
     expect(mirror.completedSeqs).toEqual([1])
     expect(await dev.read(0, 4096)).toEqual(Buffer.concat([fill(1024, 1), fill(1024, 0), fill(2048, 1)]))
   })
