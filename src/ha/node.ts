@@ -18,6 +18,7 @@ import { currentCommand } from '../iscsi/command-context.js'
 import { Lease } from './lease.js'
 import { FileLeaseStore, leasePathFor } from './lease-store.js'
 import { MirroredDevice } from './mirrored-device.js'
+import { AckRuns } from './ack-runs.js'
 import { PeerMirror } from './peer-mirror.js'
 import { DrainMarker } from './drain-marker.js'
 import { SlowStorage, storageDelayMs } from './fault.js'
@@ -128,6 +129,8 @@ export class HaNode {
   private marker!: DrainMarker
   private journal!: Journal
   private mirror!: PeerMirror
+  /** Secondary: confirmations of copies, one copy-ack per run of them. */
+  private readonly acks = new AckRuns((run) => this.link.send({ type: 'copy-ack', ...run }))
   private readonly devices: GatedDevice[] = []
   private readonly address: ServiceAddress
   private mirrorMode: MirrorMode = 'off'
@@ -602,7 +605,7 @@ export class HaNode {
         // Secondary: hold the copy, then confirm (the primary answers GOOD on the confirmation).
         // The peer codec compared the data with the entry's checksum when it decoded the copy.
         this.journal.add(m.entry, { checksumVerified: true }).then(
-          () => this.link.send({ type: 'copy-ack', epoch: m.entry.epoch, seq: m.entry.seq }),
+          () => this.acks.add(m.entry.epoch, m.entry.seq),
           (err: unknown) => this.link.send({ type: 'copy-nak', epoch: m.entry.epoch, seq: m.entry.seq, reason: String(err) }),
         )
         return

@@ -105,7 +105,9 @@ export class PeerMirror implements Mirror {
 
   /** Feed the secondary's answers here. */
   onMessage(msg: PeerMessage): void {
-    if (msg.type === 'copy-ack') this.settle(msg.seq)
+    if (msg.type === 'copy-ack') {
+      for (let i = 0; i < msg.count; i++) this.settle(msg.seq + i)
+    }
     else if (msg.type === 'copy-nak') this.settle(msg.seq, new MirrorUnavailableError(`secondary refused copy #${msg.seq}: ${msg.reason}`))
   }
 

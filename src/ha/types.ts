@@ -75,7 +75,8 @@ export type PeerMessage =
   | { type: 'heartbeat'; epoch: number; role: Role; sentAtMs: number; journalEntries: number }
   | { type: 'heartbeat-ack'; epoch: number; echoSentAtMs: number; role: Role }
   | { type: 'copy'; entry: JournalEntry }
-  | { type: 'copy-ack'; epoch: number; seq: number }
+  /** Confirms the copies seq, seq+1, …, seq+count-1 (count ≥ 1): one frame for a run of them. */
+  | { type: 'copy-ack'; epoch: number; seq: number; count: number }
   | { type: 'copy-nak'; epoch: number; seq: number; reason: string }
   | { type: 'complete'; epoch: number; seqs: number[] }
   | { type: 'state'; epoch: number; serviceAddress: string; hostConnections: HostConnection[] }

@@ -38,6 +38,10 @@
 // A lun-sizes frame (also version 2) carries epoch u64, a u16 count of at most MAX_REPORTED_LUNS,
 // then per LUN: target str8, lun u32, sizeBytes u64.
 //
+// A copy-ack frame carries epoch u64, seq u64, count u32 (version 3; version 2 had no count): it
+// confirms the count copies seq … seq+count-1, so a secondary confirms a run of copies that
+// arrived together with one frame instead of one frame each.
+//
 // Decoding (FrameDecoder).
 //  - push(chunk) feeds received bytes; onFrame is called once per complete frame, in order.
 //  - Buffering follows src/wire/parser.ts: one receive buffer with [start, end) cursors. A chunk
@@ -77,9 +81,10 @@ import { BufferSlab } from '../wire/buffer-slab.js'
 
 /**
  * The protocol version this code speaks (frame header and HELLO). 2: copy frames may carry
- * discards (FrameFlag.Discard), and lun-sizes frames exist. Both ends must speak the same version.
+ * discards (FrameFlag.Discard), and lun-sizes frames exist. 3: a copy-ack confirms a run of
+ * copies (count). Both ends must speak the same version.
  */
-export const PEER_PROTOCOL_VERSION = 2
+export const PEER_PROTOCOL_VERSION = 3
 export const FRAME_MAGIC: Readonly<Buffer> = Buffer.from([0x89, 0x49, 0x48, 0x50])
 export const FRAME_HEADER_LENGTH = 20
 /** Largest copy data the default frame limit admits. */
@@ -350,9 +355,13 @@ export function encodeFrame(frame: Frame): Buffer[] {
     case 'copy-ack': {
       checkU64('epoch', frame.epoch)
       checkU64('seq', frame.seq)
-      const w = start(16)
+      checkU32('count', frame.count)
+      if (frame.count < 1) throw new RangeError('count must be at least 1')
+      if (frame.seq > Number.MAX_SAFE_INTEGER - (frame.count - 1)) throw new RangeError(`seq ${frame.seq} + count ${frame.count} passes 2^53`)
+      const w = start(20)
       w.u64(frame.epoch)
       w.u64(frame.seq)
+      w.u32(frame.count)
       return [finish(w, FrameType.CopyAck, 0)]
     }
     case 'copy-nak': {
@@ -731,8 +740,11 @@ function decodeBody(
       case FrameType.CopyAck: {
         const epoch = r.u64('epoch')
         const seq = r.u64('seq')
+        const count = r.u32('count')
         r.done('copy-ack')
-        return { type: 'copy-ack', epoch, seq }
+        if (count < 1) throw new Malformed('copy-ack: count 0 confirms nothing')
+        if (seq > Number.MAX_SAFE_INTEGER - (count - 1)) throw new Malformed(`copy-ack: seq ${seq} + count ${count} passes 2^53`)
+        return { type: 'copy-ack', epoch, seq, count }
       }
       case FrameType.CopyNak: {
         const epoch = r.u64('epoch')

@@ -36,9 +36,22 @@ describe('PeerMirror', () => {
     if (copy.type !== 'copy') throw new Error('expected a copy')
     expect(copy.entry).toMatchObject({ seq: 1, epoch: 4, offset: 512, itt: 1 })
     expect(copy.entry.checksum).toBe(crc32c(Buffer.alloc(512, 1)))
-    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1 })
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1, count: 1 })
     expect(await p).toBe(1)
     expect(mirror.confirmed).toBe(1)
+  })
+
+  it('commits a run of copies on one copy-ack, and only those', async () => {
+    const { mirror } = setup()
+    const done: number[] = []
+    const copies = [1, 2, 3, 4].map((i) => mirror.copy(write(i)).then((seq) => done.push(seq)))
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1, count: 3 })
+    await Promise.all(copies.slice(0, 3))
+    expect(done).toEqual([1, 2, 3])
+    expect(mirror.inFlight).toBe(1)
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 4, count: 1 })
+    await copies[3]
+    expect(mirror.confirmed).toBe(4)
   })
 
   it('copies a discard as its range with a range checksum and no data, committed on the ack like a write', async () => {
@@ -51,8 +64,8 @@ describe('PeerMirror', () => {
     expect(copy.entry.data).toBeUndefined()
     // A GiB of UNMAP is one small frame on the peer link.
     expect(encodeFrame(copy).reduce((n, b) => n + b.length, 0)).toBeLessThan(200)
-    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 2 })
-    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1 })
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 2, count: 1 })
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1, count: 1 })
     expect([await w, await d]).toEqual([1, 2])
     expect(mirror.confirmed).toBe(2)
   })

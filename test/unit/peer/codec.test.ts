@@ -86,7 +86,7 @@ describe('peer frame codec: round trips', () => {
   it('classifies frames and reads message epochs', () => {
     for (const { frame } of fixtures) expect(isControlFrame(frame)).toBe(!isPeerMessage(frame))
     expect(messageEpoch({ type: 'copy', entry: entry(Buffer.alloc(1), { epoch: 9 }) })).toBe(9)
-    expect(messageEpoch({ type: 'copy-ack', epoch: 4, seq: 1 })).toBe(4)
+    expect(messageEpoch({ type: 'copy-ack', epoch: 4, seq: 1, count: 1 })).toBe(4)
   })
 })
 
@@ -228,6 +228,28 @@ describe('peer frame codec: discard copies', () => {
   })
 })
 
+describe('peer frame codec: copy-ack runs (version 3)', () => {
+  it('carries seq and count, and a decoder refuses a run of none or one past 2^53', () => {
+    const b = encodeFrameToBuffer({ type: 'copy-ack', epoch: 3, seq: 10, count: 32 })
+    expect(b[4]).toBe(3)
+    expect(b.length).toBe(20 + 8 + 8 + 4)
+    expect(b.readUInt32BE(20 + 16)).toBe(32)
+    expect(decodeAll([b])).toEqual([{ type: 'copy-ack', epoch: 3, seq: 10, count: 32 }])
+    const none = Buffer.from(b)
+    none.writeUInt32BE(0, 20 + 16)
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(none)), 'PEER_MALFORMED')
+    const past = Buffer.from(b)
+    past.writeUInt32BE(0x1f_ffff, 20 + 8)
+    past.writeUInt32BE(0xffff_ffff, 20 + 12) // seq 2^53 - 1
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(past)), 'PEER_MALFORMED')
+    // A version 2 copy-ack (no count) is refused by its header's version byte, never misread.
+    const v2 = Buffer.from(b.subarray(0, 36))
+    v2[4] = 2
+    v2.writeUInt32BE(16, 8)
+    expectCode(() => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(v2)), 'PEER_BAD_VERSION')
+  })
+})
+
 describe('peer frame codec: lun-sizes', () => {
   const lun = (i: number): { target: string; lun: number; sizeBytes: number } => ({ target: 'iqn.2024-01.io.example:disk0', lun: i, sizeBytes: 64 << 20 })
   const push = (b: Buffer): void => new FrameDecoder({ onFrame: () => {} }).push(fixCrc(b))
@@ -236,7 +258,7 @@ describe('peer frame codec: lun-sizes', () => {
     const frame: Frame = { type: 'lun-sizes', epoch: 5, luns: [lun(0)] }
     const b = encodeFrameToBuffer(frame)
     expect(b[4]).toBe(PEER_PROTOCOL_VERSION)
-    expect(PEER_PROTOCOL_VERSION).toBe(2)
+    expect(PEER_PROTOCOL_VERSION).toBeGreaterThanOrEqual(2)
     expect(b[5]).toBe(FrameType.LunSizes)
     expect(isPeerMessage(frame)).toBe(true)
     expect(messageEpoch({ type: 'lun-sizes', epoch: 5, luns: [] })).toBe(5)
@@ -424,8 +446,10 @@ describe('peer frame codec: errors', () => {
 
 describe('peer frame codec: encoder and callback behaviour', () => {
   it('refuses values the format cannot carry', () => {
-    expect(() => encodeFrame({ type: 'copy-ack', epoch: -1, seq: 0 })).toThrow(RangeError)
-    expect(() => encodeFrame({ type: 'copy-ack', epoch: 1.5, seq: 0 })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'copy-ack', epoch: -1, seq: 0, count: 1 })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'copy-ack', epoch: 1.5, seq: 0, count: 1 })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'copy-ack', epoch: 1, seq: 5, count: 0 })).toThrow(RangeError)
+    expect(() => encodeFrame({ type: 'copy-ack', epoch: 1, seq: 2 ** 53 - 1, count: 2 })).toThrow(RangeError)
     expect(() => encodeFrame({ type: 'heartbeat-ack', epoch: 1, echoSentAtMs: Infinity, role: 'primary' })).toThrow(RangeError)
     expect(() => encodeFrame({ type: 'handover-request', epoch: 1, to: 'x'.repeat(256) })).toThrow(RangeError)
     expect(() => encodeFrame({ type: 'hello', version: 1, clusterId: 'c', nodeName: 'n', nonce: Buffer.alloc(31) })).toThrow(RangeError)

@@ -72,7 +72,7 @@ export const fixtures: { name: string; frame: Frame }[] = [
   { name: 'copy', frame: { type: 'copy', entry: entry(pattern(4096, 3)) } },
   { name: 'copy (small)', frame: { type: 'copy', entry: entry(pattern(300, 4), { seq: 2 ** 53 - 1, epoch: 0 }) } },
   { name: 'copy (empty data)', frame: { type: 'copy', entry: entry(Buffer.alloc(0), { seq: 1 }) } },
-  { name: 'copy-ack', frame: { type: 'copy-ack', epoch: 12, seq: 2 ** 33 + 5 } },
+  { name: 'copy-ack', frame: { type: 'copy-ack', epoch: 12, seq: 2 ** 33 + 5, count: 1 } },
   { name: 'copy-nak', frame: { type: 'copy-nak', epoch: 12, seq: 9, reason: 'journal full' } },
   { name: 'complete', frame: { type: 'complete', epoch: 12, seqs: [1, 2, 3, 2 ** 40] } },
   { name: 'complete (none)', frame: { type: 'complete', epoch: 12, seqs: [] } },
@@ -108,6 +108,7 @@ export const fixtures: { name: string; frame: Frame }[] = [
     },
   },
   { name: 'lun-sizes (none)', frame: { type: 'lun-sizes', epoch: 0, luns: [] } },
+  { name: 'copy-ack (a run)', frame: { type: 'copy-ack', epoch: 12, seq: 7, count: 4096 } },
 ]
 
 /** Recompute a frame's CRC after a test modified its header or payload. */

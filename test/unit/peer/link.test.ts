@@ -158,7 +158,7 @@ describe('PeerLink', () => {
     await waitFor(() => b.events.includes('down:closed by the peer (replaced)'), 1000, 'old beta told')
     await b.link.stop()
     expect(a.link.up).toBe(true)
-    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 3 })).toBe(true)
+    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 3, count: 1 })).toBe(true)
     await waitFor(() => b2.messages.some((m) => m.type === 'copy-ack'))
   })
 
@@ -166,7 +166,7 @@ describe('PeerLink', () => {
     const { a, b } = await pair()
     await waitFor(() => a.link.up && b.link.up)
     b.link.on('message', (m) => {
-      if (m.type === 'copy') b.link.send({ type: 'copy-ack', epoch: m.entry.epoch, seq: m.entry.seq })
+      if (m.type === 'copy') b.link.send({ type: 'copy-ack', epoch: m.entry.epoch, seq: m.entry.seq, count: 1 })
     })
     const sent = [1, 2, 3].map((seq) => entry(pattern(1 << 20, seq), { seq, epoch: 1 }))
     for (const e of sent) expect(a.link.send({ type: 'copy', entry: e })).toBe(true)
@@ -195,7 +195,7 @@ describe('PeerLink', () => {
     await holder.b.link.start()
     await waitFor(() => a.link.up && holder.b!.link.up, 3000, 'reconnect')
     expect(a.events.at(-1)).toBe('up')
-    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 5 })).toBe(true)
+    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 5, count: 1 })).toBe(true)
     await waitFor(() => holder.b!.messages.some((m) => m.type === 'copy-ack'))
   })
 
@@ -300,7 +300,7 @@ describe('PeerLink', () => {
     // The real link never noticed.
     expect(a.events.filter((e) => !e.startsWith('refused'))).toEqual(['up'])
     expect(a.link.up && b.link.up).toBe(true)
-    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 1 })).toBe(true)
+    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 1, count: 1 })).toBe(true)
     await waitFor(() => b.messages.some((m) => m.type === 'copy-ack'))
   })
 
@@ -330,7 +330,7 @@ describe('PeerLink', () => {
 
   it('send() returns false when down, and under back-pressure without queueing', async () => {
     const { a, b } = await pair({ maxBufferedBytes: 64 * 1024 })
-    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 1 })).toBe(false)
+    expect(a.link.send({ type: 'copy-ack', epoch: 1, seq: 1, count: 1 })).toBe(false)
     await waitFor(() => a.link.up && b.link.up)
     const data = pattern(256 * 1024, 3)
     let accepted = 0
