@@ -73,7 +73,13 @@ export class PeerMirror implements Mirror {
   copy(e: CopyRequest): Promise<number> {
     if (!this.opts.isHealthy()) return this.failLater(new MirrorUnavailableError('no healthy secondary'))
     const seq = this.nextSeq++
-    const entry: JournalEntry = { ...e, seq, epoch: this.opts.epoch(), checksum: entryChecksum(e) }
+    const epoch = this.opts.epoch()
+    const checksum = entryChecksum(e)
+    // Built field by field, not spread: one object shape per kind keeps this path monomorphic.
+    const entry: JournalEntry =
+      e.kind === 'discard'
+        ? { kind: 'discard', seq, epoch, key: e.key, offset: e.offset, length: e.length, checksum, initiator: e.initiator, isid: e.isid, itt: e.itt, receivedAtMs: e.receivedAtMs }
+        : { seq, epoch, key: e.key, offset: e.offset, data: e.data, checksum, initiator: e.initiator, isid: e.isid, itt: e.itt, receivedAtMs: e.receivedAtMs }
     return new Promise<number>((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject, deadline: performance.now() + this.opts.ackTimeoutMs })
       this.ackTimer ??= setTimeout(() => this.expire(), this.opts.ackTimeoutMs)

@@ -73,7 +73,11 @@ export interface BlockDevice {
   readonly sizeBytes: number
   /** Read `length` bytes at `offset` into a fresh Buffer. */
   read(offset: number, length: number): Promise<Buffer>
-  /** Resolve when the write is committed; with fua, when it is durable on storage. */
+  /**
+   * Resolve when the write is committed; with fua, when it is durable on storage. The device
+   * may keep `data` as it is (the HA pair's mirrored device holds it until storage has it, and
+   * serves reads from it meanwhile): a caller never changes a buffer it has written.
+   */
   write(offset: number, data: Buffer, opts: { fua: boolean }): Promise<void>
   /** Make every completed write durable (fdatasync). */
   flush(): Promise<void>
