@@ -86,3 +86,19 @@ describe('heartbeat × 64', () => {
     viewDecoder.push(heartbeats)
   })
 })
+
+// The secondary confirms a burst of 32 copies: one copy-ack frame each (protocol 2) against
+// one frame for the run (protocol 3), encoded by the secondary and decoded by the primary.
+const singleAcks = Buffer.concat(Array.from({ length: 32 }, (_, i) => encodeFrameToBuffer({ type: 'copy-ack', epoch: 3, seq: 100 + i, count: 1 })))
+const runAck = encodeFrameToBuffer({ type: 'copy-ack', epoch: 3, seq: 100, count: 32 })
+
+describe('confirming 32 copies', () => {
+  bench('32 copy-acks: encode + decode (32 copies/op)', () => {
+    for (let i = 0; i < 32; i++) sink += encodeFrame({ type: 'copy-ack', epoch: 3, seq: 100 + i, count: 1 }).length
+    viewDecoder.push(singleAcks)
+  })
+  bench('1 copy-ack run: encode + decode (32 copies/op)', () => {
+    sink += encodeFrame({ type: 'copy-ack', epoch: 3, seq: 100, count: 32 }).length
+    viewDecoder.push(runAck)
+  })
+})
