@@ -67,8 +67,8 @@ export interface MirroredDeviceOptions {
   flushBatch?: number
   /**
    * Flush at once when the writes waiting for a flush hold this many bytes (charges, as for
-   * maxPendingBytes). Default a quarter of maxPendingBytes, at most 64 MiB: the bound is
-   * never reached only because a flush was still waiting for its timer.
+   * maxPendingBytes). Default a quarter of maxPendingBytes, at most 64 MiB, so that writes do
+   * not wait for room under maxPendingBytes while a flush is only waiting for its timer.
    */
   flushBytes?: number
   /**
