@@ -112,7 +112,11 @@ export class PeerMirror implements Mirror {
   /** Feed the secondary's answers here. */
   onMessage(msg: PeerMessage): void {
     if (msg.type === 'copy-ack') {
-      for (let i = 0; i < msg.count; i++) this.settle(msg.seq + i)
+      const end = msg.seq + msg.count
+      // A run longer than what is in flight (a count up to 2^32 - 1 is valid on the wire) walks
+      // the copies waiting, not the range: a confirmation never costs more than they do.
+      if (msg.count <= this.waiting.size) for (let seq = msg.seq; seq < end; seq++) this.settle(seq)
+      else for (const seq of [...this.waiting.keys()]) if (seq >= msg.seq && seq < end) this.settle(seq)
     }
     else if (msg.type === 'copy-nak') this.settle(msg.seq, new MirrorUnavailableError(`secondary refused copy #${msg.seq}: ${msg.reason}`))
   }

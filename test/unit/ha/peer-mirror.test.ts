@@ -54,6 +54,21 @@ describe('PeerMirror', () => {
     expect(mirror.confirmed).toBe(4)
   })
 
+  it('a run as long as the wire allows settles what is in flight at once, and nothing outside it', async () => {
+    const { mirror } = setup()
+    const inRange = [mirror.copy(write(1)), mirror.copy(write(2))]
+    const before = mirror.copy(write(3))
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 3, count: 1 })
+    await before
+    const later = [4, 5].map((i) => mirror.copy(write(i)))
+    // Walking the range would be 2^32 map lookups: the test would time out.
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 4, count: 0xffff_ffff })
+    expect(await Promise.all(later)).toEqual([4, 5])
+    expect(mirror.inFlight).toBe(2) // 1 and 2 are below the run
+    mirror.onMessage({ type: 'copy-ack', epoch: 4, seq: 1, count: 2 })
+    expect(await Promise.all(inRange)).toEqual([1, 2])
+  })
+
   it('copies a discard as its range with a range checksum and no data, committed on the ack like a write', async () => {
     const { mirror, sent } = setup()
     const w = mirror.copy(write(1))
