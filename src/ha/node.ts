@@ -148,6 +148,8 @@ export class HaNode {
   private sizesSentEpoch: number | undefined
   private takeoverStartedAt: number | undefined
   private takeoverKind: TakeoverRecord['kind'] | undefined
+  /** startServing() finished (replayed, listening) and no stopServing since: what status reports as serving. */
+  private listening = false
   /** We asked the primary to hand over: the claim that follows is a planned switchover. */
   private handoverExpected = false
   private actions: Promise<void> = Promise.resolve()
@@ -318,6 +320,7 @@ export class HaNode {
   }
 
   private stopIoNow(reason: string): void {
+    this.listening = false
     for (const d of this.devices) d.fence(reason)
     this.mirror.failAll(reason)
     this.mirrorMode = 'off'
@@ -391,6 +394,7 @@ export class HaNode {
         await this.startServing()
         return
       case 'stopServing':
+        this.listening = false
         await this.controller.unlisten(this.service.host, this.service.port)
         await this.controller.unlisten(this.self.portal.host, this.self.portal.port)
         await this.controller.dropSessions(a.reason)
@@ -512,6 +516,7 @@ export class HaNode {
     if (this.lastTakeover && this.takeoverStartedAt !== undefined && this.lastTakeover.pauseMs === 0) {
       this.lastTakeover.pauseMs = Math.max(0, Math.round(Date.now() - this.takeoverStartedAt))
     }
+    this.listening = this.state.serving
     this.log.info('serving', { epoch: this.state.epoch, service: this.service.text, takeover: this.lastTakeover })
   }
 
@@ -704,7 +709,7 @@ export class HaNode {
       node: this.opts.nodeName,
       role: this.state.role,
       epoch: this.state.epoch,
-      serving: this.state.serving,
+      serving: this.state.serving && this.listening,
       mirrored: this.state.role === 'primary' && this.mirrorMode === 'on',
       peer: {
         name: this.peer.name, address: this.peer.peer!.text, link: link.up ? 'up' : 'down',

@@ -16,6 +16,10 @@ export interface PeerStatusReport {
   node: string
   role: Role
   epoch: number
+  /**
+   * Answering hosts on the service address: the journal replayed and the portal listening. A
+   * node that has just won the lease is primary but not serving until then.
+   */
   serving: boolean
   /** Primary with an in-sync secondary: writes are committed to two memories. */
   mirrored: boolean
