@@ -277,10 +277,13 @@ export class MirroredDevice implements BlockDevice {
     // Take the overlay as it is now, before the backend read starts: anything that leaves it
     // meanwhile is already on the backend, so overlaying it again is harmless.
     const end = offset + length
-    const over: Pending[] = []
-    for (const p of this.notOnBackend.values()) if (p.offset < end && p.end > offset) over.push(p)
+    let over: Pending[] | undefined
+    for (const p of this.notOnBackend.values()) if (p.offset < end && p.end > offset) (over ??= []).push(p)
+    // Most reads overlap nothing in flight: then no array, second promise or closure per read.
+    if (over === undefined) return this.backend.read(offset, length)
+    const overlapping = over
     return this.backend.read(offset, length).then((buf) => {
-      for (const p of over) {
+      for (const p of overlapping) {
         const from = Math.max(p.offset, offset)
         const to = Math.min(p.end, end)
         if (p.discard) buf.fill(0, from - offset, to - offset)
