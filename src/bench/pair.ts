@@ -1,5 +1,6 @@
-// A loopback HA pair for `bench failover` and the tgt comparison: two `iscsi-ha node start`
-// processes on one config (node a on 127.0.0.1, node b on 127.0.0.2, one shared LUN file),
+// A loopback HA pair for `bench failover`, the tgt comparison and the HA integration tests: two
+// `iscsi-ha node start` processes on one config (node a on 127.0.0.1, node b on 127.0.0.2, one
+// shared LUN file),
 // hosts connect to the service address (a 127.0.0.x of the caller's choosing), ports are
 // picked free, and everything is stopped by pid and removed by cleanup().
 import { randomBytes } from 'node:crypto'
@@ -20,6 +21,8 @@ export interface BenchPairNode {
   admin: string
   process: ControllerProcess | undefined
   readonly running: boolean
+  /** The last lines the running (or last) process logged. */
+  readonly logs: readonly string[]
   start(): Promise<void>
   kill(signal?: NodeJS.Signals): Promise<void>
   status(): Promise<PeerStatusReport>
@@ -28,6 +31,8 @@ export interface BenchPairNode {
 export interface BenchPair {
   dir: string
   configPath: string
+  /** The file each node was started with (both configPath unless startPair got nodeConfig). */
+  configPaths: Record<PairNodeName, string>
   iqn: string
   service: { host: string; port: number }
   url: string
@@ -51,6 +56,11 @@ export interface PairOptions {
   extra?: string
   /** Options for node itself per controller, e.g. --cpu-prof into a directory of its own. */
   nodeArgs?: (name: PairNodeName) => string[]
+  /**
+   * A config file of its own for each node (as on two machines), made from the pair's config;
+   * `admins` are the addresses each node's admin API really listens on.
+   */
+  nodeConfig?: (name: PairNodeName, yaml: string, admins: Record<PairNodeName, string>) => string
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -118,6 +128,14 @@ export async function startPair(opts: PairOptions): Promise<BenchPair> {
   const ports = { aa: admins.a.port, ab: admins.b.port }
   const configPath = join(dir, 'pair.yaml')
   await writeFile(configPath, yaml, { mode: 0o600 })
+  const configPaths = { a: configPath, b: configPath }
+  if (opts.nodeConfig) {
+    const real = { a: `127.0.0.1:${ports.aa}`, b: `127.0.0.1:${ports.ab}` }
+    for (const name of ['a', 'b'] as const) {
+      configPaths[name] = join(dir, `pair-${name}.yaml`)
+      await writeFile(configPaths[name], opts.nodeConfig(name, yaml, real), { mode: 0o600 })
+    }
+  }
 
   const makeNode = (name: PairNodeName, admin: string): BenchPairNode => {
     const node: BenchPairNode = {
@@ -125,9 +143,12 @@ export async function startPair(opts: PairOptions): Promise<BenchPair> {
       get running() {
         return node.process?.running === true
       },
+      get logs() {
+        return node.process?.logs ?? []
+      },
       async start() {
         const proc = new ControllerProcess(name, {
-          configPath, node: name, cwd: dir, ...(opts.env ? { env: opts.env } : {}), ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs(name) } : {}),
+          configPath: configPaths[name], node: name, cwd: dir, ...(opts.env ? { env: opts.env } : {}), ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs(name) } : {}),
         })
         node.process = proc
         const until = Date.now() + 15_000
@@ -148,7 +169,7 @@ export async function startPair(opts: PairOptions): Promise<BenchPair> {
   const nodes = { a: makeNode('a', `127.0.0.1:${ports.aa}`), b: makeNode('b', `127.0.0.1:${ports.ab}`) }
   const statusOf = async (n: BenchPairNode): Promise<PeerStatusReport | undefined> => (n.running ? n.status().catch(() => undefined) : undefined)
   const pair: BenchPair = {
-    dir, configPath, iqn: PAIR_IQN, service: { host: opts.serviceHost, port }, nodes,
+    dir, configPath, configPaths, iqn: PAIR_IQN, service: { host: opts.serviceHost, port }, nodes,
     url: `iscsi://${opts.serviceHost}:${port}/${PAIR_IQN}/0`,
     async primary() {
       for (const n of [nodes.a, nodes.b]) {
@@ -164,7 +185,7 @@ export async function startPair(opts: PairOptions): Promise<BenchPair> {
         const b = await statusOf(nodes.b)
         if (pred(a, b)) return
         if (Date.now() > until) {
-          throw new Error(`the pair did not reach ${what} in ${timeoutMs} ms: a=${a?.role ?? 'no answer'} b=${b?.role ?? 'no answer'}`)
+          throw new Error(`the pair did not reach ${what} in ${timeoutMs} ms: a=${JSON.stringify(a) ?? 'no answer'} b=${JSON.stringify(b) ?? 'no answer'}`)
         }
         await sleep(50)
       }

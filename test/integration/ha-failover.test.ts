@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { execa } from 'execa'
 import { VerifyingHost, type VerifyReport } from '../../src/initiator/index.js'
-import { startPair, type Pair } from '../helpers/pair.js'
+import { startPair, type BenchPair as Pair } from '../../src/bench/pair.js'
 import { cli } from '../helpers/node-process.js'
 import { adminRequest } from '../../src/admin/client.js'
 

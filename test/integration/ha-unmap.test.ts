@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { IscsiInitiatorConnection, SCSI_GOOD } from '../../src/initiator/index.js'
 import { adminGetJson } from '../../src/admin/client.js'
-import { startPair, type Pair } from '../helpers/pair.js'
+import { startPair, type BenchPair as Pair } from '../../src/bench/pair.js'
 
 const MIB = 1024 * 1024
 const WRITTEN = 4 * MIB

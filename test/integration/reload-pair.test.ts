@@ -10,7 +10,7 @@ import { execa } from 'execa'
 import { readFile, writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cli } from '../helpers/node-process.js'
-import { startPair, type Pair } from '../helpers/pair.js'
+import { startPair, type BenchPair as Pair } from '../../src/bench/pair.js'
 import {
   IscsiInitiatorConnection,
   SCSI_CHECK_CONDITION,
